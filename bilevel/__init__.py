@@ -1,0 +1,16 @@
+"""Gradient-based bilevel optimization on ``torch.func``: one problem, any hypergradient method.
+
+    problem = BilevelProblem(lower=..., upper=..., lower_loss=f, upper_loss=F)
+    grads = hypergradient(problem, "cg", lower_batch, upper_batch, iters=20)
+
+``METHODS`` maps each method name to its class; ``METHODS[name].Config`` lists its options.
+"""
+from .base import Hypergradient, Method, OptionError
+from .hypergradient import hypergradient, make_method
+from .loop import BilevelLoop, NonFiniteError
+from .memory import saved_tensor_bytes
+from .methods import METHODS
+from .problem import BilevelProblem, call
+
+__all__ = ["BilevelProblem", "BilevelLoop", "Hypergradient", "METHODS", "Method", "NonFiniteError",
+           "OptionError", "call", "hypergradient", "make_method", "saved_tensor_bytes"]

@@ -1,0 +1,110 @@
+"""What every hypergradient method shares: its config, the evaluation context, the result type."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from .problem import BilevelProblem
+from .tensors import TensorDict, detached
+
+
+class OptionError(TypeError):
+    """An option a method does not have, or a value it cannot take."""
+
+
+class Hypergradient(dict):
+    """``dict`` upper-variable name -> gradient tensor (same shape), plus ``diagnostics``.
+
+    ``diagnostics`` holds plain floats/ints: ``method``, ``time_s``, ``lower_loss`` and
+    ``upper_loss`` (at the lower variables the method started from), ``grad_norm`` and the
+    method's own figures (``cg_iters``, ``residual``, ``pessimistic_step``, ...)."""
+
+    diagnostics: dict[str, Any]
+
+    def __init__(self, grads: TensorDict, diagnostics: dict[str, Any]) -> None:
+        super().__init__(grads)
+        self.diagnostics = diagnostics
+
+
+@dataclass
+class Context:
+    """One hypergradient evaluation: the problem, its batches, and detached working copies.
+
+    ``y`` (lower) and ``x`` (upper plus auxiliary) are fresh leaves sharing storage with the
+    problem's variables; ``buffers`` are clones, so running statistics that a loss updates in
+    place never leak into the problem."""
+
+    problem: BilevelProblem
+    lower_batch: Any
+    upper_batch: Any
+    lower_optimizer: torch.optim.Optimizer | None
+    y: TensorDict
+    x: TensorDict
+    buffers: TensorDict
+
+    @classmethod
+    def create(cls, problem: BilevelProblem, lower_batch: Any, upper_batch: Any,
+               lower_optimizer: torch.optim.Optimizer | None) -> "Context":
+        return cls(problem, lower_batch, upper_batch, lower_optimizer,
+                   y=detached(problem.lower, requires_grad=True),
+                   x=detached(problem.upper_variables(), requires_grad=True),
+                   buffers={k: b.detach().clone() for k, b in problem.buffers.items()})
+
+    def upper_only(self, x: TensorDict) -> TensorDict:
+        """The problem's upper variables out of ``x`` (auxiliary ones dropped)."""
+        return {k: x[k] for k in self.problem.upper}
+
+    def f(self, y: TensorDict, x: TensorDict | None = None) -> Tensor:
+        """Lower loss ``f(x, y)`` on the lower batch."""
+        x = self.x if x is None else x
+        return self.problem.lower_loss({**y, **self.buffers}, self.upper_only(x), self.lower_batch)
+
+    def F(self, y: TensorDict, x: TensorDict | None = None) -> Tensor:
+        """Upper loss ``F(x, y)`` on the upper batch."""
+        x = self.x if x is None else x
+        return self.problem.upper_loss({**y, **self.buffers}, self.upper_only(x), self.upper_batch)
+
+
+class Method:
+    """A hypergradient method: built from its config, ``compute`` returns gradients + diagnostics.
+
+    Subclasses set ``name``, ``Config`` (a dataclass whose fields are the options, each with a
+    documented default) and implement ``compute``. ``setup`` may add auxiliary upper variables
+    to the problem (done once)."""
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type] = object
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> "Method":
+        fields = {f.name for f in dataclasses.fields(cls.Config)}
+        unknown = sorted(set(options) - fields)
+        if unknown:
+            valid = ", ".join(sorted(fields)) or "(none)"
+            raise OptionError(f"method {cls.name!r} has no option {', '.join(map(repr, unknown))}; "
+                              f"its options are: {valid}")
+        return cls(cls.Config(**options))
+
+    def setup(self, problem: BilevelProblem) -> None:
+        """Add auxiliary variables to ``problem`` if the method needs them (default: none)."""
+
+    def compute(self, ctx: Context) -> tuple[TensorDict, dict[str, Any]]:
+        """Gradients for every name of ``ctx.x`` and the method's own diagnostics."""
+        raise NotImplementedError
+
+
+def check_positive(name: str, value: float, integer: bool = False, allow_zero: bool = False) -> None:
+    """Raise ``OptionError`` unless ``value`` is a positive number (an int when ``integer``)."""
+    if integer and (not isinstance(value, int) or isinstance(value, bool)):
+        raise OptionError(f"option {name} must be an integer, got {value!r}")
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise OptionError(f"option {name} must be a number, got {value!r}")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise OptionError(f"option {name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")

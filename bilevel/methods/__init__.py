@@ -1,0 +1,20 @@
+"""The hypergradient methods, by name (a plain dict; add a method with one line)."""
+from __future__ import annotations
+
+from ..base import Method
+from .aggregation import BDA, IAPTT
+from .implicit import CG, Neumann
+from .one_step import Darts1, Darts2
+from .unrolled import FAD, RAD, TRAD
+
+METHODS: dict[str, type[Method]] = {
+    "darts1": Darts1,
+    "darts2": Darts2,
+    "rad": RAD,
+    "trad": TRAD,
+    "fad": FAD,
+    "cg": CG,
+    "neumann": Neumann,
+    "bda": BDA,
+    "iaptt": IAPTT,
+}

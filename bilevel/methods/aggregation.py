@@ -1,0 +1,139 @@
+"""Methods beyond the lower-level singleton: Bi-level Descent Aggregation (``bda``) and
+IAPTT-GM (``iaptt``: initialization auxiliary + pessimistic trajectory truncation)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..base import Context, Method, OptionError, check_positive
+from ..lower_step import rule_for, unroll
+from ..problem import BilevelProblem
+from ..tensors import TensorDict, detached, grad
+
+INIT_PREFIX = "iaptt_init/"
+
+
+@dataclass
+class BDAConfig:
+    """Options of ``bda`` (Liu et al., ICML 2020).
+
+    steps: lower updates unrolled (and differentiated) from the current lower variables.
+    lr: ``s_l``, the step on the lower gradient; ``None`` takes the lower SGD optimizer's.
+    upper_lr: ``s_u``, the step on the upper gradient ``grad_y F``.
+    mu: aggregation weight at the first step, in (0, 1).
+    mu_decay: ``None`` for ``mu_k = mu / (k + 1)`` (the paper's schedule: ``mu_k -> 0``,
+        ``sum mu_k = inf``); a number ``r`` in (0, 1] for ``mu_k = mu * r**k``.
+    Update: ``y <- y - (mu_k * s_u * grad_y F(x, y) + (1 - mu_k) * s_l * grad_y f(x, y))``.
+    """
+
+    steps: int = 10
+    lr: float | None = 0.1
+    upper_lr: float = 0.1
+    mu: float = 0.5
+    mu_decay: float | None = None
+
+    def __post_init__(self) -> None:
+        check_positive("steps", self.steps, integer=True)
+        if self.lr is not None:
+            check_positive("lr", self.lr)
+        check_positive("upper_lr", self.upper_lr, allow_zero=True)
+        if not 0.0 < self.mu < 1.0:
+            raise OptionError(f"option mu must be in (0, 1), got {self.mu!r}")
+        if self.mu_decay is not None and not 0.0 < self.mu_decay <= 1.0:
+            raise OptionError(f"option mu_decay must be in (0, 1] or None, got {self.mu_decay!r}")
+
+    def weight(self, k: int) -> float:
+        """Aggregation weight ``mu_k`` of step ``k`` (0-based)."""
+        return self.mu / (k + 1) if self.mu_decay is None else self.mu * self.mu_decay ** k
+
+
+class BDA(Method):
+    """Bi-level Descent Aggregation: the lower trajectory descends an aggregation of the upper and
+    lower gradients, and the hypergradient backpropagates through it."""
+
+    name = "bda"
+    Config = BDAConfig
+
+    def compute(self, ctx: Context) -> tuple[TensorDict, dict[str, Any]]:
+        cfg = self.config
+        rule = rule_for(ctx.lower_optimizer, ctx.problem.lower, cfg.lr, self.name)
+        y, state = ctx.y, rule.initial_state()
+        first = None
+        for k in range(cfg.steps):
+            mu = cfg.weight(k)
+            lower = ctx.f(y)
+            upper = ctx.F(y)
+            gf = grad(lower, y, create_graph=True)
+            gF = grad(upper, y, create_graph=True)
+            ratio = mu * cfg.upper_lr / rule.lr
+            g = {n: ratio * gF[n] + (1.0 - mu) * gf[n] for n in y}
+            y, state = rule.step(y, g, state)
+            if first is None:
+                first = (float(lower.detach()), float(upper.detach()))
+        upper = ctx.F(y)
+        assert first is not None
+        return grad(upper, ctx.x), {"lower_loss": first[0], "upper_loss": first[1],
+                                    "upper_loss_final": float(upper.detach())}
+
+
+@dataclass
+class IAPTTConfig:
+    """Options of ``iaptt`` (Liu et al., ICML 2021).
+
+    steps: length ``T`` of the lower trajectory.
+    lr: lower step size (``None``: the lower SGD optimizer's).
+    auxiliary_init: start the trajectory from a learnable initial point ``z`` (an auxiliary upper
+        variable per lower variable, named ``iaptt_init/<name>``, initialised to the lower
+        variables at the first call and optimised with the upper ones); ``False`` starts from the
+        current lower variables.
+    Pessimistic truncation: the gradient is that of ``F(x, y_k*)`` with
+    ``k* = argmax_{1<=k<=T} F(x, y_k)``, backpropagated through the first ``k*`` steps.
+    """
+
+    steps: int = 10
+    lr: float | None = 0.1
+    auxiliary_init: bool = True
+
+    def __post_init__(self) -> None:
+        check_positive("steps", self.steps, integer=True)
+        if self.lr is not None:
+            check_positive("lr", self.lr)
+
+
+class IAPTT(Method):
+    """IAPTT-GM: learnable initial point and pessimistic trajectory truncation."""
+
+    name = "iaptt"
+    Config = IAPTTConfig
+
+    def setup(self, problem: BilevelProblem) -> None:
+        if not self.config.auxiliary_init:
+            return
+        for name, y in problem.lower.items():
+            key = INIT_PREFIX + name
+            if key not in problem.auxiliary:
+                problem.auxiliary[key] = y.detach().clone().requires_grad_(True)
+
+    def compute(self, ctx: Context) -> tuple[TensorDict, dict[str, Any]]:
+        cfg = self.config
+        rule = rule_for(ctx.lower_optimizer, ctx.problem.lower, cfg.lr, self.name)
+        if cfg.auxiliary_init:
+            y = {name: ctx.x[INIT_PREFIX + name] for name in ctx.y}
+        else:
+            y = ctx.y
+        state = rule.initial_state()
+        best, best_k, best_y = None, 0, y
+        values = []
+        for k in range(1, cfg.steps + 1):
+            y, state, _ = unroll(lambda yy: ctx.f(yy), y, rule, 1, differentiable=True, state=state)
+            with torch.no_grad():
+                value = ctx.F(detached(y))
+            values.append(value)
+            if best is None or bool(value > best):
+                best, best_k, best_y = value, k, y
+        upper = ctx.F(best_y)
+        grads = grad(upper, ctx.x)
+        return grads, {"pessimistic_step": best_k, "upper_loss": float(upper.detach()),
+                       "upper_loss_final": float(values[-1])}

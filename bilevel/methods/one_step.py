@@ -1,0 +1,98 @@
+"""One-step methods: first-order (``darts1``) and DARTS's second-order approximation (``darts2``)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..base import Context, Method, OptionError, check_positive
+from ..lower_step import rule_for
+from ..tensors import TensorDict, axpy, dot, grad, norm
+
+
+@dataclass
+class Darts1Config:
+    """``darts1`` has no options: it returns ``d_x F(x, y)`` at the current ``y``."""
+
+
+class Darts1(Method):
+    """First-order approximation: ``dF/dx ~ d_x F(x, y)`` (treats ``y`` as independent of ``x``)."""
+
+    name = "darts1"
+    Config = Darts1Config
+
+    def compute(self, ctx: Context) -> tuple[TensorDict, dict[str, Any]]:
+        upper = ctx.F(ctx.y)
+        return grad(upper, ctx.x), {"upper_loss": float(upper.detach())}
+
+
+@dataclass
+class Darts2Config:
+    """Options of ``darts2``.
+
+    xi: virtual step size; ``None`` takes the lower optimizer's learning rate (as DARTS does),
+        or 0.01 without a lower optimizer.
+    hvp: ``"finite_difference"`` (central difference of ``d_x f`` at ``y +/- eps*v``, DARTS) or
+        ``"exact"`` (double backward).
+    eps_scale: the finite-difference radius is ``eps_scale / ||v||`` (DARTS: 0.01).
+    """
+
+    xi: float | None = None
+    hvp: str = "finite_difference"
+    eps_scale: float = 0.01
+
+    def __post_init__(self) -> None:
+        if self.xi is not None:
+            check_positive("xi", self.xi, allow_zero=True)
+        if self.hvp not in ("finite_difference", "exact"):
+            raise OptionError(f"option hvp must be 'finite_difference' or 'exact', got {self.hvp!r}")
+        check_positive("eps_scale", self.eps_scale)
+
+
+class Darts2(Method):
+    """DARTS second order: virtual step ``y' = y - xi * step(grad_y f(x, y))`` (the lower
+    optimizer's SGD rule when given: momentum and weight decay honoured), then
+    ``d_x F(x, y') - xi * c * H_xy v`` with ``v = d_y F(x, y')`` and ``H_xy v`` the mixed second
+    derivative of ``f`` at ``y`` applied to ``v`` (``c`` = the rule's gradient coefficient, 1 for
+    plain steps and for SGD with momentum)."""
+
+    name = "darts2"
+    Config = Darts2Config
+
+    def compute(self, ctx: Context) -> tuple[TensorDict, dict[str, Any]]:
+        cfg = self.config
+        xi = cfg.xi
+        if xi is None:
+            xi = 0.01 if ctx.lower_optimizer is None else None
+        rule = rule_for(ctx.lower_optimizer, ctx.problem.lower, xi, "darts2")
+        xi = rule.lr
+        y = ctx.y
+        x_fixed = {k: v.detach() for k, v in ctx.x.items()}
+        lower = ctx.f(y, x_fixed)
+        g = grad(lower, y)
+        y_virtual, _ = rule.step({k: v.detach() for k, v in y.items()}, g, rule.initial_state())
+        y_virtual = {k: v.detach().requires_grad_(True) for k, v in y_virtual.items()}
+        upper = ctx.F(y_virtual, ctx.x)
+        both = grad(upper, {**ctx.x, **{"\0" + k: v for k, v in y_virtual.items()}})
+        gx = {k: both[k] for k in ctx.x}
+        v = {k: both["\0" + k] for k in y_virtual}
+        v_norm = norm(v)
+        coeff = xi * rule.grad_coefficient
+        diag: dict[str, Any] = {"lower_loss": float(lower.detach()), "upper_loss": float(upper.detach()),
+                                "xi": xi, "v_norm": float(v_norm)}
+        if coeff == 0 or float(v_norm) == 0.0:
+            return gx, diag
+        if cfg.hvp == "exact":
+            gy = grad(ctx.f(y, ctx.x), y, create_graph=True)
+            mixed = grad(dot(gy, v), ctx.x)
+        else:
+            eps = cfg.eps_scale / v_norm
+            with torch.no_grad():
+                y_plus = axpy(eps, v, y)
+                y_minus = axpy(-eps, v, y)
+            g_plus = grad(ctx.f(y_plus, ctx.x), ctx.x)
+            g_minus = grad(ctx.f(y_minus, ctx.x), ctx.x)
+            mixed = {k: (g_plus[k] - g_minus[k]) / (2 * eps) for k in ctx.x}
+            diag["eps"] = float(eps)
+        return {k: gx[k] - coeff * mixed[k] for k in ctx.x}, diag

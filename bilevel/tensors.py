@@ -1,0 +1,66 @@
+"""Arithmetic on dicts of tensors (name -> tensor), the vectors of the hypergradient methods."""
+from __future__ import annotations
+
+from typing import Iterable, Mapping, Sequence
+
+import torch
+from torch import Tensor
+
+TensorDict = dict[str, Tensor]
+
+
+def dot(a: Mapping[str, Tensor], b: Mapping[str, Tensor]) -> Tensor:
+    """Sum over names of ``<a[k], b[k]>`` (a 0-d tensor)."""
+    return sum((a[k] * b[k]).sum() for k in a)  # type: ignore[return-value]
+
+
+def norm(a: Mapping[str, Tensor]) -> Tensor:
+    """Euclidean norm of all values together (a 0-d tensor)."""
+    return torch.sqrt(sum((v.detach() ** 2).sum() for v in a.values()))  # type: ignore[arg-type]
+
+
+def axpy(alpha: float | Tensor, x: Mapping[str, Tensor], y: Mapping[str, Tensor]) -> TensorDict:
+    """``y + alpha * x`` name by name."""
+    return {k: y[k] + alpha * x[k] for k in y}
+
+
+def scale(alpha: float | Tensor, x: Mapping[str, Tensor]) -> TensorDict:
+    """``alpha * x`` name by name."""
+    return {k: alpha * v for k, v in x.items()}
+
+
+def detached(x: Mapping[str, Tensor], requires_grad: bool = False) -> TensorDict:
+    """Fresh leaves sharing storage with ``x`` (no copy), optionally requiring grad."""
+    return {k: v.detach().requires_grad_(requires_grad) for k, v in x.items()}
+
+
+def grad(output: Tensor | Sequence[Tensor], inputs: Mapping[str, Tensor], create_graph: bool = False,
+         retain_graph: bool | None = None, grad_outputs: Tensor | Sequence[Tensor] | None = None
+         ) -> TensorDict:
+    """``d output / d inputs`` as a dict; inputs the output does not depend on get zeros.
+
+    ``output`` may be a scalar or a sequence of tensors matched by ``grad_outputs``."""
+    names = list(inputs)
+    tensors = [inputs[k] for k in names]
+    if isinstance(output, Tensor) and not output.requires_grad:
+        return {k: torch.zeros_like(t) for k, t in zip(names, tensors)}
+    gs = torch.autograd.grad(output, tensors, grad_outputs=grad_outputs, create_graph=create_graph,
+                             retain_graph=retain_graph, allow_unused=True)
+    return {k: torch.zeros_like(t) if g is None else g for k, t, g in zip(names, tensors, gs)}
+
+
+def vjp(outputs: Mapping[str, Tensor], inputs: Mapping[str, Tensor], vector: Mapping[str, Tensor],
+        create_graph: bool = False, retain_graph: bool | None = None) -> TensorDict:
+    """``(d outputs / d inputs)^T vector``: a vector-Jacobian product over dicts."""
+    keys = [k for k in outputs if outputs[k].requires_grad]
+    if not keys:
+        return {k: torch.zeros_like(t) for k, t in inputs.items()}
+    names = list(inputs)
+    gs = torch.autograd.grad([outputs[k] for k in keys], [inputs[k] for k in names],
+                             grad_outputs=[vector[k] for k in keys], create_graph=create_graph,
+                             retain_graph=retain_graph, allow_unused=True)
+    return {k: torch.zeros_like(inputs[k]) if g is None else g for k, g in zip(names, gs)}
+
+
+def total_numel(xs: Iterable[Tensor]) -> int:
+    return sum(t.numel() for t in xs)

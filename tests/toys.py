@@ -1,0 +1,110 @@
+"""Tiny problems and data shared by the tests (float64, closed forms)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+import bilevel
+
+DT = torch.float64
+
+
+@dataclass
+class Quadratic:
+    """``f = 0.5 y'Ay - y'Bx``, ``F = 0.5||y - c||^2 + 0.5 x'Dx``; ``y*(x) = A^-1 B x``."""
+
+    A: Tensor
+    B: Tensor
+    c: Tensor
+    D: Tensor
+    x: Tensor
+    y: Tensor
+
+    def problem(self) -> bilevel.BilevelProblem:
+        A, B, c, D = self.A, self.B, self.c, self.D
+        return bilevel.BilevelProblem(
+            lower={"y": self.y}, upper={"x": self.x},
+            lower_loss=lambda lo, up, _: 0.5 * lo["y"] @ A @ lo["y"] - lo["y"] @ B @ up["x"],
+            upper_loss=lambda lo, up, _: 0.5 * ((lo["y"] - c) ** 2).sum() + 0.5 * up["x"] @ D @ up["x"])
+
+    def y_star(self) -> Tensor:
+        return torch.linalg.solve(self.A, self.B @ self.x.detach())
+
+    def exact(self) -> Tensor:
+        """``dF/dx`` at ``y*(x)``."""
+        ys = self.y_star()
+        return torch.linalg.solve(self.A, self.B).T @ (ys - self.c) + self.D @ self.x.detach()
+
+
+def quadratic(n: int = 4, m: int = 3, seed: int = 0) -> Quadratic:
+    g = torch.Generator().manual_seed(seed)
+    Q = torch.randn(n, n, generator=g, dtype=DT)
+    A = Q @ Q.T / n + torch.eye(n, dtype=DT)
+    B = torch.randn(n, m, generator=g, dtype=DT)
+    c = torch.randn(n, generator=g, dtype=DT)
+    D = torch.eye(m, dtype=DT) * 0.1
+    x = torch.randn(m, generator=g, dtype=DT).requires_grad_(True)
+    y = torch.randn(n, generator=g, dtype=DT).requires_grad_(True)
+    return Quadratic(A, B, c, D, x, y)
+
+
+@dataclass
+class Ridge:
+    """Ridge regression with per-feature weight decay ``exp(lam)``; upper = validation MSE."""
+
+    Xt: Tensor
+    yt: Tensor
+    Xv: Tensor
+    yv: Tensor
+    lam: Tensor
+    w: Tensor
+
+    def problem(self) -> bilevel.BilevelProblem:
+        return bilevel.BilevelProblem(
+            lower={"w": self.w}, upper={"lam": self.lam},
+            lower_loss=lambda lo, up, b: ridge_lower(lo["w"], up["lam"], *b),
+            upper_loss=lambda lo, up, b: ((b[0] @ lo["w"] - b[1]) ** 2).mean() / 2)
+
+    def w_star(self, lam: Tensor | None = None) -> Tensor:
+        lam = self.lam.detach() if lam is None else lam
+        n = self.Xt.shape[0]
+        H = self.Xt.T @ self.Xt / n + torch.diag(torch.exp(lam))
+        return torch.linalg.solve(H, self.Xt.T @ self.yt / n)
+
+    def exact(self) -> Tensor:
+        """``dF/dlam`` at ``w*(lam)``, by autograd through ``torch.linalg.solve``."""
+        lam = self.lam.detach().clone().requires_grad_(True)
+        F = ((self.Xv @ self.w_star(lam) - self.yv) ** 2).mean() / 2
+        return torch.autograd.grad(F, lam)[0]
+
+    @property
+    def batches(self) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
+        return (self.Xt, self.yt), (self.Xv, self.yv)
+
+
+def ridge_lower(w: Tensor, lam: Tensor, X: Tensor, y: Tensor) -> Tensor:
+    return ((X @ w - y) ** 2).mean() / 2 + 0.5 * (torch.exp(lam) * w ** 2).sum()
+
+
+def ridge(n: int = 40, m: int = 30, d: int = 5, seed: int = 0, solved: bool = True) -> Ridge:
+    g = torch.Generator().manual_seed(seed)
+    w_true = torch.randn(d, generator=g, dtype=DT)
+    Xt = torch.randn(n, d, generator=g, dtype=DT)
+    Xv = torch.randn(m, d, generator=g, dtype=DT)
+    yt = Xt @ w_true + 0.5 * torch.randn(n, generator=g, dtype=DT)
+    yv = Xv @ w_true + 0.5 * torch.randn(m, generator=g, dtype=DT)
+    lam = (torch.randn(d, generator=g, dtype=DT) * 0.5 - 1.0).requires_grad_(True)
+    toy = Ridge(Xt, yt, Xv, yv, lam, torch.zeros(d, dtype=DT, requires_grad=True))
+    if solved:
+        with torch.no_grad():
+            toy.w.copy_(toy.w_star())
+    else:
+        with torch.no_grad():
+            toy.w.copy_(torch.randn(d, generator=g, dtype=DT))
+    return toy
+
+
+def rel_err(a: Tensor, b: Tensor) -> float:
+    return float((a - b).norm() / b.norm().clamp_min(1e-300))
