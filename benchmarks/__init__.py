@@ -1,0 +1,1 @@
+"""Benchmarks of the suite (scripts, not tests). See benchmarks/README.md."""

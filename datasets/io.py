@@ -1,0 +1,129 @@
+"""Image reading and writing through OpenCV.
+
+Tensors are ``float32`` ``[3, H, W]`` RGB in ``[0, 1]``. ``read_image`` accepts 8-bit and 16-bit
+files (PNG, JPEG, TIFF, BMP, ... whatever the installed OpenCV decodes) and always returns three
+channels: a grayscale file is expanded on purpose, so that every network and metric in the suite
+sees the same layout whether a benchmark ships gray or colour images; an alpha channel is dropped.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Union
+
+import cv2
+import numpy as np
+import torch
+
+from datasets.errors import DataError
+
+__all__ = ["IMAGE_EXTENSIONS", "is_image_file", "read_image", "write_image"]
+
+PathLike = Union[str, os.PathLike]
+
+#: File name endings (lower case) treated as images when scanning folders.
+IMAGE_EXTENSIONS: tuple[str, ...] = (
+    ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
+)
+
+
+def is_image_file(path: PathLike) -> bool:
+    """Whether ``path`` ends in one of ``IMAGE_EXTENSIONS`` (case-insensitive)."""
+    return str(path).lower().endswith(IMAGE_EXTENSIONS)
+
+
+def _to_unit_range(arr: np.ndarray, path: PathLike) -> np.ndarray:
+    """Integer or float image array -> float32 in ``[0, 1]``."""
+    if arr.dtype == np.uint8:
+        return arr.astype(np.float32) / 255.0
+    if arr.dtype == np.uint16:
+        return arr.astype(np.float32) / 65535.0
+    if arr.dtype in (np.float32, np.float64):
+        return np.clip(arr.astype(np.float32), 0.0, 1.0)
+    raise DataError(
+        f"image '{path}' has unsupported sample type {arr.dtype}; convert it to 8- or 16-bit"
+    )
+
+
+def read_image(path: PathLike) -> torch.Tensor:
+    """Read an image file as an RGB tensor.
+
+    Args:
+        path: image file.
+
+    Returns:
+        ``float32`` tensor ``[3, H, W]`` in ``[0, 1]`` (8-bit divided by 255, 16-bit by 65535).
+        Grayscale (and gray+alpha) files are expanded to three equal channels; alpha is dropped.
+
+    Raises:
+        DataError: the file is missing, unreadable, corrupt or has an unsupported layout.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"image '{p}' does not exist; check the path")
+    arr = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+    if arr is None or arr.size == 0:
+        raise DataError(f"cannot decode image '{p}' (corrupt or not an image); replace or remove it")
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim == 2:
+        arr = cv2.cvtColor(arr, cv2.COLOR_GRAY2RGB)
+    elif arr.ndim == 3 and arr.shape[2] == 2:  # gray + alpha
+        arr = cv2.cvtColor(np.ascontiguousarray(arr[:, :, 0]), cv2.COLOR_GRAY2RGB)
+    elif arr.ndim == 3 and arr.shape[2] == 3:
+        arr = cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
+    elif arr.ndim == 3 and arr.shape[2] == 4:
+        arr = cv2.cvtColor(arr, cv2.COLOR_BGRA2RGB)
+    else:
+        raise DataError(
+            f"image '{p}' has shape {arr.shape}; expected a gray, RGB or RGBA image"
+        )
+    arr = _to_unit_range(arr, p)
+    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+
+
+def write_image(path: PathLike, image: torch.Tensor, bits: int = 8) -> Path:
+    """Write an RGB (or gray) tensor as an image file, atomically.
+
+    The data are encoded in memory, written to a temporary file in the target folder and moved
+    into place with ``os.replace``, so a reader never sees a half-written file.
+
+    Args:
+        path: target file; the extension picks the format (``.png`` recommended; 16-bit needs
+            ``.png`` or ``.tif``). Parent folders are created.
+        image: ``[3, H, W]``, ``[1, H, W]`` or ``[H, W]`` in ``[0, 1]`` (clamped), any device.
+        bits: 8 or 16.
+
+    Returns:
+        The written path.
+    """
+    if bits not in (8, 16):
+        raise ValueError(f"bits must be 8 or 16, got {bits}")
+    p = Path(path)
+    x = image.detach().to("cpu", torch.float32)
+    if x.ndim == 2:
+        x = x.unsqueeze(0)
+    if x.ndim != 3 or x.shape[0] not in (1, 3):
+        raise ValueError(f"expected an image [3, H, W], [1, H, W] or [H, W]; got {tuple(image.shape)}")
+    peak = 255.0 if bits == 8 else 65535.0
+    dtype = np.uint8 if bits == 8 else np.uint16
+    arr = (x.clamp(0.0, 1.0) * peak).round().numpy().astype(dtype).transpose(1, 2, 0)
+    arr = arr[:, :, 0] if arr.shape[2] == 1 else cv2.cvtColor(arr, cv2.COLOR_RGB2BGR)
+    ext = p.suffix.lower() or ".png"
+    ok, buf = cv2.imencode(ext, np.ascontiguousarray(arr))
+    if not ok:
+        raise DataError(f"cannot encode '{p}' as {ext} at {bits} bits; use a .png file name")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(buf.tobytes())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; images are meant to be shared
+        os.replace(tmp, p)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return p

@@ -1,0 +1,1 @@
+"""Image-restoration applications (one sub-package per task) and their shared losses and metrics."""
