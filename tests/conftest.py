@@ -1,6 +1,6 @@
-"""Run the nas tests single-threaded: tiny tensors gain nothing from intra-op threads, and on
+"""Run the tests single-threaded: tiny tensors gain nothing from intra-op threads, and on
 a shared 2-core machine oversubscribed OpenMP threads make them 10x slower. Restored after
-each test so other packages' tests are unaffected."""
+each test."""
 
 import pytest
 import torch
