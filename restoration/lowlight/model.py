@@ -132,8 +132,8 @@ class RUASSearch(nn.Module):
         self.primitives = list(primitives)
         n_ops = len(self.primitives)
         self.iem = IEM([RUASSearchCell(IMAGE_CHANNELS, self.primitives) for _ in range(iem_stages)])
-        nrm_cells_ = [RUASSearchCell(nrm_channels, self.primitives) for _ in range(nrm_cells)]
-        self.nrm = NRM(nrm_channels, nrm_cells_)
+        cells = [RUASSearchCell(nrm_channels, self.primitives) for _ in range(nrm_cells)]
+        self.nrm = NRM(nrm_channels, cells)
         self.alphas_iem = nn.Parameter(alpha_std * torch.randn(NUM_EDGES, n_ops))
         self.alphas_nrm = nn.Parameter(alpha_std * torch.randn(NUM_EDGES, n_ops))
 
