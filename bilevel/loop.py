@@ -71,7 +71,8 @@ class BilevelLoop:
         self.hooks = list(hooks)
         self.step_count = 0
 
-    def _adopt_auxiliary(self) -> None:
+    def adopt_auxiliary(self) -> None:
+        """Add auxiliary upper variables a method created (IAPTT-GM's initial point) to the upper optimizer."""
         held = {id(p) for g in self.upper_optimizer.param_groups for p in g["params"]}
         new = [t for t in self.problem.auxiliary.values() if id(t) not in held]
         if new:
@@ -80,7 +81,7 @@ class BilevelLoop:
     def upper_step(self, lower_batch: Any, upper_batch: Any) -> dict[str, Any]:
         """Hypergradient of the upper variables, written to ``.grad``, then one upper step."""
         hg = hypergradient(self.problem, self.method, lower_batch, upper_batch, self.lower_optimizer)
-        self._adopt_auxiliary()
+        self.adopt_auxiliary()
         d = hg.diagnostics
         for key in ("upper_loss", "lower_loss"):
             if key in d:
