@@ -12,19 +12,27 @@
 
 In RUAS's cooperative search, the IEM architecture is updated on IEM + NRM losses, the NRM
 architecture on the NRM loss alone, and the NRM less often (every 10th step).
+
+The squared errors are written out (``(a - b).pow(2).mean()``) rather than ``F.mse_loss``: the
+same values, but ``F.mse_loss``'s double backward fails under forward-mode AD (``torch.func.jvp``
+over ``grad``: "ZeroTensors are immutable"), which the ``fad`` hypergradient method uses.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from kornia.color import rgb_to_ycbcr
 
-from restoration.losses import edge_aware_smoothness, fidelity, tv_l2
+from restoration.losses import edge_aware_smoothness, tv_l2
 
 __all__ = ["iem_loss", "nrm_loss", "ruas_losses"]
 
 NRM_FIDELITY_WEIGHT = 1e-7
+
+
+def _mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean squared error (``F.mse_loss`` without its forward-mode AD failure)."""
+    return (a - b).pow(2).mean()
 
 
 def iem_loss(
@@ -37,14 +45,14 @@ def iem_loss(
     if guide not in ("ycbcr", "rgb"):
         raise ValueError(f"guide must be 'ycbcr' or 'rgb', got {guide!r}")
     g = rgb_to_ycbcr(y) if guide == "ycbcr" else y
-    return fidelity(t, y) + smooth_weight * edge_aware_smoothness(t, g)
+    return 0.5 * _mse(t, y) + smooth_weight * edge_aware_smoothness(t, g)
 
 
 def nrm_loss(
     out: torch.Tensor, u: torch.Tensor, fidelity_weight: float = NRM_FIDELITY_WEIGHT, tv_weight: float = 1.0
 ) -> torch.Tensor:
     """Denoising loss. ``out`` (NRM output), ``u`` (IEM output): ``[B, 3, H, W]`` -> scalar."""
-    return fidelity_weight * F.mse_loss(out, u) + tv_weight * tv_l2(out)
+    return fidelity_weight * _mse(out, u) + tv_weight * tv_l2(out)
 
 
 def ruas_losses(outputs: dict[str, torch.Tensor], y: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -1,0 +1,84 @@
+"""Our side: ``bilevel.hypergradient`` on a ``BilevelProblem`` of dicts, as bilevel's README shows.
+
+The losses receive dicts name -> tensor and run the lower module with ``bilevel.call``
+(``torch.func.functional_call``). No lower optimizer is passed: unrolled methods take plain steps
+``y <- y - lr * grad_y f`` with the same ``lr`` as every peer. On problem (c) cg/neumann first
+take T lower steps with ``BilevelLoop.lower_step`` (plain ``torch.optim.SGD``, our loop's lower
+step) and then compute the hypergradient at the result, as the peers do.
+"""
+from __future__ import annotations
+
+import torch
+
+from .peers import NotRunnable, Runner
+
+LIBRARY = "ours"
+
+
+def available() -> tuple[bool, str]:
+    try:
+        import bilevel  # noqa: F401
+        return True, "bilevel (this repo)"
+    except Exception as e:
+        return False, f"bilevel not importable ({type(e).__name__}: {e})"
+
+
+def options(spec, s) -> dict:
+    """Our options for a setting (the contract's names)."""
+    m, T, K, lr = s.method, s.T, s.K, spec.lr
+    if m == "darts1":
+        return {}
+    if m == "darts2":
+        return {"xi": s.opts["xi"], "hvp": s.opts.get("hvp", "finite_difference")}
+    if m in ("rad", "fad"):
+        return {"steps": T, "lr": lr}
+    if m == "trad":
+        return {"steps": T, "truncate": K, "lr": lr}
+    if m == "cg":
+        return {"iters": K, "tol": s.opts.get("tol", 0.0)}
+    if m == "neumann":
+        return {"iters": K, "alpha": s.opts["alpha"]}
+    if m == "bda":
+        return {"steps": T, "lr": lr, "upper_lr": lr, "mu": s.opts["mu"], "mu_decay": s.opts.get("mu_decay")}
+    if m == "iaptt":
+        return {"steps": T, "lr": lr, "auxiliary_init": True}
+    raise NotRunnable(f"unknown method {m}")
+
+
+def build(spec, s) -> Runner:
+    import bilevel
+
+    if s.method not in bilevel.METHODS:
+        raise NotRunnable(f"bilevel has no {s.method}")
+    opts = options(spec, s)
+    bilevel.make_method(s.method, opts)  # option errors surface here, not in the timed call
+    module = spec.lower_module()
+    names = [n for n, _ in module.named_parameters()]
+    lower = {n: p.detach().clone().requires_grad_() for n, p in module.named_parameters()}
+    upper = {k: v.detach().clone().requires_grad_() for k, v in spec.x0.items()}
+
+    def f(lo, up, batch):
+        return spec.lower_loss(lambda z: bilevel.call(module, lo, z), [lo[n] for n in names], up, batch)
+
+    def F(lo, up, batch):
+        return spec.upper_loss(lambda z: bilevel.call(module, lo, z), [lo[n] for n in names], up, batch)
+
+    problem = bilevel.BilevelProblem(lower=lower, upper=upper, lower_loss=f, upper_loss=F)
+    pre = s.T if s.method in ("cg", "neumann") else 0
+    loop = bilevel.BilevelLoop(problem, s.method, torch.optim.SGD(list(upper.values()), lr=0.0),
+                               torch.optim.SGD(list(lower.values()), lr=spec.lr),
+                               method_options=opts, lower_steps=pre) if pre else None
+
+    def run():
+        if loop is not None:
+            loop.lower_step(spec.lower_batch)
+        hg = bilevel.hypergradient(problem, s.method, spec.lower_batch, spec.upper_batch, **opts)
+        return {k: hg[k] for k in upper}
+
+    def reset():
+        with torch.no_grad():
+            for n, t in lower.items():
+                t.copy_(spec.y0[n])
+
+    return Runner(run, reset, ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                                        for k, v in opts.items()))

@@ -1,0 +1,50 @@
+"""Adapters: one small module per library, each exposing the same three names.
+
+    LIBRARY: str                      # the name printed in the table
+    available() -> (bool, str)        # (importable?, version or reason)
+    build(spec, setting) -> Runner    # raises NotRunnable(reason) when it cannot run the method
+
+A ``Runner`` has ``reset()`` (restores the start point; not timed), ``__call__()`` (one
+hypergradient; timed) returning ``dict[upper name, Tensor]``, and a ``note`` string. A peer
+library is imported only inside ``available``/``build``, so the script runs without it.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+
+class NotRunnable(Exception):
+    """The library cannot run this method/setting; the message says why."""
+
+
+class UpperModule(nn.Module):
+    """The upper variables as an ``nn.Module`` (for peers that want modules)."""
+
+    def __init__(self, x0: dict[str, Tensor]) -> None:
+        super().__init__()
+        for k, v in x0.items():
+            self.register_parameter(k, nn.Parameter(v.detach().clone()))
+
+    def as_dict(self) -> dict[str, Tensor]:
+        return dict(self.named_parameters())
+
+
+class Runner:
+    def __init__(self, fn: Callable[[], dict[str, Tensor]], reset: Callable[[], None], note: str = ""):
+        self._fn, self._reset, self.note = fn, reset, note
+
+    def reset(self) -> None:
+        self._reset()
+
+    def __call__(self) -> dict[str, Tensor]:
+        return self._fn()
+
+
+def load_(module: nn.Module, y0: dict[str, Tensor]) -> None:
+    """Copy the start point into ``module``'s parameters, in place."""
+    with torch.no_grad():
+        for n, p in module.named_parameters():
+            p.copy_(y0[n])

@@ -1,0 +1,46 @@
+"""facebookresearch/higher: reverse-mode unrolled differentiation (``rad``) only.
+
+Used as its README shows: ``higher.innerloop_ctx(model, opt)`` gives a functional model and a
+differentiable optimizer; ``diffopt.step(loss)`` T times, then the upper loss is differentiated
+with ``torch.autograd.grad`` w.r.t. the upper variables.
+"""
+from __future__ import annotations
+
+import torch
+
+from . import NotRunnable, Runner, load_
+
+LIBRARY = "higher"
+METHODS = ("rad",)
+
+
+def available() -> tuple[bool, str]:
+    try:
+        import higher  # noqa: F401
+        from importlib.metadata import version
+        return True, version("higher")
+    except Exception as e:  # pragma: no cover - depends on the environment
+        return False, f"not installed ({type(e).__name__})"
+
+
+def build(spec, s) -> Runner:
+    import higher
+
+    if s.method != "rad":
+        raise NotRunnable(f"higher has no {s.method}")
+    model = spec.lower_module()
+    hp = {k: v.detach().clone().requires_grad_() for k, v in spec.x0.items()}
+    opt = torch.optim.SGD(model.parameters(), lr=spec.lr)
+
+    def run():
+        with higher.innerloop_ctx(model, opt, copy_initial_weights=False) as (fmodel, diffopt):
+            for _ in range(s.T):
+                diffopt.step(spec.lower_loss(fmodel, list(fmodel.parameters()), hp, spec.lower_batch))
+            F = spec.upper_loss(fmodel, list(fmodel.parameters()), hp, spec.upper_batch)
+            grads = torch.autograd.grad(F, list(hp.values()), allow_unused=True)
+        return {k: (g if g is not None else torch.zeros_like(hp[k])) for k, g in zip(hp, grads)}
+
+    def reset():
+        load_(model, spec.y0)
+
+    return Runner(run, reset)

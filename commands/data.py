@@ -1,0 +1,64 @@
+"""Deterministic, resumable data loading: the order of epoch ``e`` depends only on (seed, e)."""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from .errors import UserError
+
+
+class EpochSampler(Sampler[int]):
+    """A permutation of ``range(n)`` drawn from ``(seed, epoch)``, starting at ``start``."""
+
+    def __init__(self, n: int, seed: int, epoch: int, start: int = 0, shuffle: bool = True) -> None:
+        self.n, self.seed, self.epoch, self.start, self.shuffle = n, seed, epoch, start, shuffle
+
+    def __iter__(self) -> Iterator[int]:
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+            order = torch.randperm(self.n, generator=g).tolist()
+        else:
+            order = list(range(self.n))
+        return iter(order[self.start:])
+
+    def __len__(self) -> int:
+        return max(0, self.n - self.start)
+
+
+def set_epoch(dataset: Dataset, epoch: int) -> None:
+    """Tell a dataset (or the dataset under a Subset) which epoch its augmentation is for."""
+    target = getattr(dataset, "dataset", dataset)
+    for d in (dataset, target):
+        if hasattr(d, "set_epoch"):
+            d.set_epoch(epoch)
+
+
+def loader(dataset: Dataset, batch_size: int, seed: int, epoch: int, skip_batches: int = 0,
+           shuffle: bool = True, drop_last: bool = True, workers: int = 0) -> DataLoader:
+    """A loader over ``dataset`` for ``epoch``, skipping the first ``skip_batches`` batches."""
+    set_epoch(dataset, epoch)
+    sampler = EpochSampler(len(dataset), seed, epoch, skip_batches * batch_size, shuffle)
+    # its own generator: creating the iterator must not draw from the global RNG (exact resume)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last,
+                      num_workers=workers, generator=torch.Generator().manual_seed(seed + epoch))
+
+
+def steps_per_epoch(*datasets: Dataset, batch_size: int) -> int:
+    n = min(len(d) for d in datasets) // batch_size
+    if n == 0:
+        sizes = ", ".join(str(len(d)) for d in datasets)
+        raise UserError(f"--batch-size {batch_size} is larger than the data set ({sizes} items); lower it")
+    return n
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """Move the tensors of a (nested) batch to ``device``; other values are left as they are."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch

@@ -1,0 +1,30 @@
+"""User mistakes become one line on stderr and a non-zero exit; bugs keep their traceback."""
+from __future__ import annotations
+
+import sys
+from typing import Callable, Sequence
+
+from bilevel import NonFiniteError, OptionError
+from datasets.errors import DataError
+from nas.genotype import GenotypeError
+
+
+class UserError(Exception):
+    """A mistake in the command line, a file or a folder; the message says what to do."""
+
+
+USER_ERRORS = (UserError, DataError, GenotypeError, OptionError, NonFiniteError)
+
+
+def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
+    """Run a command's ``main``; print user errors as ``error: ...`` (one line), exit code 2;
+    Ctrl-C exits with 130 (the command saves what it can before re-raising)."""
+    try:
+        return main(argv)
+    except USER_ERRORS as e:
+        msg = " ".join(str(e).split())
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,110 @@
+"""Run folders: creation rules, atomic writes, metrics.csv, checkpoints that describe themselves."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import UserError
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename (never half a file)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def save_torch(path: str | os.PathLike[str], obj: Any) -> None:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_torch(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
+    """Load a checkpoint written by these commands (tensors, dicts, strings only)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{what} {path} does not exist; give the path of a file written by the commands")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unreadable file is the user's to fix
+        raise UserError(f"{what} {path} cannot be read ({type(e).__name__}); is it a file written by the commands?")
+    if not isinstance(obj, dict) or "kind" not in obj or "task" not in obj:
+        raise UserError(f"{what} {path} is not a checkpoint written by the commands")
+    return obj
+
+
+def prepare_folder(out: str | os.PathLike[str], resume: bool, force: bool, marker: str) -> Path:
+    """Create the run folder. An existing non-empty folder is refused unless ``resume`` (it must
+    then hold ``marker``) or ``force`` (files are overwritten as the run writes them)."""
+    path = Path(out)
+    if resume:
+        if not (path / marker).is_file():
+            raise UserError(f"cannot resume: {path / marker} does not exist; start a new run without --resume")
+        return path
+    if path.exists() and not path.is_dir():
+        raise UserError(f"--out {path} is a file; give a folder")
+    if path.is_dir() and any(path.iterdir()) and not force:
+        raise UserError(f"run folder {path} exists and is not empty; pass --resume to continue it, "
+                        "--force to overwrite it, or another --out")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+class MetricsCSV:
+    """``metrics.csv``: one row per epoch; columns fixed by the first row (new keys are added by
+    rewriting the file)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def rows(self) -> list[dict[str, str]]:
+        if not self.path.is_file():
+            return []
+        with open(self.path, newline="") as f:
+            return list(csv.DictReader(f))
+
+    def append(self, row: dict[str, Any]) -> None:
+        rows = self.rows()
+        rows.append({k: _fmt(v) for k, v in row.items()})
+        keys: list[str] = []
+        for r in rows:
+            keys += [k for k in r if k not in keys]
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_bytes(self.path, buf.getvalue().encode())
+
+    def truncate(self, epochs: int) -> None:
+        """Keep the rows of epochs ``1..epochs`` (on resume, drop rows of a partial epoch)."""
+        rows = [r for r in self.rows() if int(r.get("epoch", 0)) <= epochs]
+        if not self.path.is_file():
+            return
+        self.path.unlink()
+        for r in rows:
+            self.append(r)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)

@@ -1,0 +1,149 @@
+"""Data of the low-light task: the embedded synthetic pairs or a benchmark folder, split and
+augmented for search and training.
+
+* ``AugmentedView``: items of a base set (optionally a subset of indices) with a random crop
+  and flips that depend only on ``(seed, epoch, index)``; ``set_epoch`` draws new ones.
+* ``open_folder``: a ``PairedFolder`` when the folder holds a pair layout for the split, else an
+  ``UnpairedFolder`` (no references: unsupervised search/training and no reference metrics).
+* ``search_sets`` / ``train_sets`` / ``test_set``: what the task hands to the commands.
+
+Items are dicts ``{"input": [3, H, W], "target": [3, H, W] (paired data only), "name": str,
+"size": LongTensor [2]}`` with values in ``[0, 1]``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from datasets import DataError, PairedFolder, SyntheticLowLight, UnpairedFolder
+from datasets.paired import PAIR_DIRS, SPLIT_DIRS
+from datasets.synthetic_lowlight import DEFAULT_SIZE
+from datasets.transforms import as_hw, paired_random_crop, paired_random_flip
+
+__all__ = ["AugmentedView", "has_pairs", "open_folder", "search_sets", "train_sets", "test_set"]
+
+#: Seed of the embedded synthetic data (its content never depends on the run's seed).
+SYNTHETIC_SEED = 0
+
+
+def _generator(seed: int, epoch: int, index: int) -> torch.Generator:
+    state = np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0]
+    return torch.Generator().manual_seed(int(state))
+
+
+class AugmentedView(Dataset):
+    """``base`` items ``indices`` (default all) with a random ``crop`` and (``flip``) flips.
+
+    The crop window and flips of item ``i`` come from a generator seeded with
+    ``(seed, epoch, i)``, so they do not depend on access order or workers. Input and target
+    (when present) get the same window. ``size`` is updated to the cropped size.
+    """
+
+    def __init__(self, base: Dataset, indices: Optional[Sequence[int]] = None, crop: Any = None,
+                 flip: bool = True, seed: int = 0) -> None:
+        self.base = base
+        self.indices = list(range(len(base))) if indices is None else list(indices)  # type: ignore[arg-type]
+        self.crop = None if crop is None else as_hw(crop)
+        self.flip = flip
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw new crops/flips for ``epoch`` (the base set's own augmentation is not used)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> dict:
+        item = dict(self.base[self.indices[index]])
+        x = item["input"]
+        y = item.get("target")
+        gen = _generator(self.seed, self.epoch, self.indices[index])
+        if self.crop is not None:
+            h, w = self.crop
+            if h > x.shape[-2] or w > x.shape[-1]:
+                raise DataError(f"image '{item.get('name', index)}' ({x.shape[-2]}x{x.shape[-1]}) is smaller "
+                                f"than the crop {h}x{w}; use a smaller --crop")
+            x, y2 = paired_random_crop(x, x if y is None else y, self.crop, gen)
+            y = None if y is None else y2
+        if self.flip:
+            x, y2 = paired_random_flip(x, x if y is None else y, gen)
+            y = None if y is None else y2
+        item["input"] = x.contiguous()
+        if y is not None:
+            item["target"] = y.contiguous()
+        item["size"] = torch.tensor(x.shape[-2:])
+        return item
+
+
+def has_pairs(root: Path, split: Optional[str]) -> bool:
+    """Whether ``root`` holds an (input, target) folder pair for ``split`` (see ``datasets.paired``)."""
+    names = list(SPLIT_DIRS.get(split, ())) + [split] if split else []
+    candidates = [root / n for n in dict.fromkeys(names)] + [root]
+    if split is None and root.is_dir():
+        candidates += [d for d in sorted(root.iterdir()) if d.is_dir()]
+    return any((c / a).is_dir() and (c / b).is_dir() for c in candidates for a, b in PAIR_DIRS)
+
+
+def open_folder(root: str, split: str, pad_multiple: int = 1) -> Dataset:
+    """``PairedFolder(root, split)`` when pairs exist for ``split``, else ``UnpairedFolder``.
+
+    Pair-layout errors (a file without partner, sizes that differ) are raised, never hidden by
+    falling back to the unpaired reader.
+    """
+    path = Path(root)
+    if not path.is_dir():
+        raise DataError(f"data folder '{path}' does not exist; pass an existing folder to --data")
+    if has_pairs(path, split):
+        return PairedFolder(path, split=split, pad_multiple=pad_multiple)
+    return UnpairedFolder(path, split=split, pad_multiple=pad_multiple)
+
+
+def is_paired(dataset: Dataset) -> bool:
+    """Whether the (possibly wrapped) data set yields targets."""
+    base = getattr(dataset, "base", dataset)
+    return isinstance(base, (PairedFolder, SyntheticLowLight))
+
+
+def _train_base(config: dict[str, Any]) -> Dataset:
+    if config.get("data") is None:
+        crop = config.get("crop")
+        size = DEFAULT_SIZE["train"] if crop is None else max(DEFAULT_SIZE["train"], *as_hw(crop))
+        return SyntheticLowLight("train", size=size, count=config.get("synthetic_count"), seed=SYNTHETIC_SEED)
+    return open_folder(config["data"], "train")
+
+
+def search_sets(config: dict[str, Any]) -> tuple[AugmentedView, AugmentedView]:
+    """Training split cut into two contiguous halves: lower (weights) and upper (architecture)."""
+    base = _train_base(config)
+    n = len(base)  # type: ignore[arg-type]
+    if n < 2:
+        raise DataError(f"the search needs at least 2 training images (one per level), found {n}; add images")
+    seed, crop, flip = int(config.get("seed", 0)), config.get("crop"), bool(config.get("flip", True))
+    half = n // 2
+    return (AugmentedView(base, range(half), crop, flip, seed),
+            AugmentedView(base, range(half, n), crop, flip, seed + 1))
+
+
+def train_sets(config: dict[str, Any]) -> tuple[AugmentedView, Dataset]:
+    """(training set with crops/flips, validation set at full resolution)."""
+    base = _train_base(config)
+    train = AugmentedView(base, None, config.get("crop"), bool(config.get("flip", True)), int(config.get("seed", 0)))
+    if config.get("data") is None:
+        val: Dataset = SyntheticLowLight("val", seed=SYNTHETIC_SEED)
+    else:
+        val = open_folder(config["data"], "val", int(config.get("pad_multiple", 1)))
+    return train, val
+
+
+def test_set(data: Optional[str], config: dict[str, Any]) -> Dataset:
+    """The folder ``data`` (its test split, or the folder itself) or the synthetic test split."""
+    if data is None:
+        return SyntheticLowLight("test", seed=SYNTHETIC_SEED)
+    return open_folder(data, "test", int(config.get("pad_multiple", 1)))

@@ -1,0 +1,188 @@
+"""The low-light Task: genotype conversion, cooperative search step, data, evaluation, outputs
+(tiny networks, 16x16 crops)."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+import torch
+
+import bilevel
+from datasets import DataError, read_image, write_image
+from nas.genotype import DARTS_V2, Genotype, GenotypeError
+from restoration.lowlight import RUAS_IEM_OPS, RUAS_NRM_OPS, RUAS_PRIMITIVES, RUASNet, RUASSearch
+from restoration.lowlight.genotype import (
+    CONCAT,
+    EDGE_INPUTS,
+    RUAS_REFERENCE_PATH,
+    derive_ruas,
+    genotype_to_ops,
+    ops_to_genotype,
+    reference_genotype,
+)
+from restoration.lowlight.task import LowLightTask
+
+TINY = {"iem_stages": 1, "nrm_cells": 1, "nrm_channels": 3}
+
+
+def _config(stage: str = "search", **over) -> dict:
+    task = LowLightTask()
+    base = task.search_defaults if stage == "search" else task.train_defaults
+    return {**base, "seed": 0, "data": None, **TINY, **over}
+
+
+def _batch(n: int = 2, size: int = 16, target: bool = True) -> dict:
+    g = torch.Generator().manual_seed(0)
+    b = {"input": 0.2 * torch.rand(n, 3, size, size, generator=g), "name": [f"img{i}.png" for i in range(n)],
+         "size": torch.tensor([[size, size]] * n)}
+    if target:
+        b["target"] = torch.rand(n, 3, size, size, generator=g)
+    return b
+
+
+def test_genotype_op_lists_round_trip():
+    g = ops_to_genotype(RUAS_IEM_OPS, RUAS_NRM_OPS)
+    assert g.space == "ruas" and set(g.cells) == {"iem", "nrm"}
+    assert [i for _, i in g.cells["iem"]] == list(EDGE_INPUTS) and g.concat["nrm"] == CONCAT
+    ops = genotype_to_ops(g)
+    assert ops == {"iem_ops": list(RUAS_IEM_OPS), "nrm_ops": list(RUAS_NRM_OPS)}
+    assert Genotype.from_json(g.to_json()) == g
+    # the supernet's argmax lists and the derived genotype agree
+    torch.manual_seed(0)
+    net = RUASSearch(**{"iem_stages": 1, "nrm_cells": 1, "nrm_channels": 3})
+    lists = net.genotype_lists()
+    derived = derive_ruas({"iem": net.alphas_iem, "nrm": net.alphas_nrm})
+    assert genotype_to_ops(derived) == {"iem_ops": lists["iem"], "nrm_ops": lists["nrm"]}
+    assert genotype_to_ops(LowLightTask().derive(net)) == genotype_to_ops(derived)
+
+
+def test_reference_json_loads_and_builds_3438_params():
+    task = LowLightTask()
+    g = Genotype.load(RUAS_REFERENCE_PATH, primitives=RUAS_PRIMITIVES, cell_names=("iem", "nrm"))
+    assert g == reference_genotype()
+    net = task.build_network(g, task.train_defaults)
+    assert isinstance(net, RUASNet) and task.count_parameters(net) == 3438
+
+
+def test_check_genotype_refuses_other_spaces_and_topologies():
+    task = LowLightTask()
+    with pytest.raises(GenotypeError, match="space 'darts'"):
+        task.check_genotype(DARTS_V2, source="g.json")
+    ref = reference_genotype()
+    moved = Genotype("ruas", {"iem": ((op, 0) for op, _ in ref.cells["iem"]), "nrm": ref.cells["nrm"]},
+                     ref.concat)
+    with pytest.raises(GenotypeError, match="reads nodes"):
+        task.check_genotype(moved, source="g.json")
+    task.check_genotype(ref)
+
+
+@pytest.mark.parametrize("method", ["darts2", "cg"])
+def test_cooperative_step_updates_iem_every_step_and_nrm_every_k(method):
+    torch.manual_seed(0)
+    task = LowLightTask()
+    config = _config(nrm_every=2)
+    setup = task.build_search(config, torch.device("cpu"))
+    assert [g.name for g in setup.groups] == ["iem", "nrm"] and [g.every for g in setup.groups] == [1, 2]
+    net = setup.supernet
+    options = {"iters": 3} if method == "cg" else {}
+    loops = [bilevel.BilevelLoop(g.problem, method, g.optimizer, setup.lower_optimizer, options,
+                                 grad_clip=config["grad_clip"], lower_grad_clip=config["lower_grad_clip"])
+             for g in setup.groups]
+    lower, upper = _batch(size=12, target=False), _batch(size=12, target=False)
+    for step in range(2):
+        before = {k: v.detach().clone() for k, v in net.named_parameters()}
+        for i, (g, loop) in enumerate(zip(setup.groups, loops)):
+            stats = loop.step(lower, upper, update_upper=step % g.every == 0, update_lower=i == 1)
+        assert "lower_loss" in stats
+        changed = {k for k, v in net.named_parameters() if not torch.equal(v, before[k])}
+        assert "alphas_iem" in changed
+        assert ("alphas_nrm" in changed) == (step == 0)
+        assert "iem.cells.0.fuse.weight" in changed and "nrm.head.weight" in changed
+    # each problem sees the other group's alphas as a live constant view
+    iem_problem, nrm_problem = (g.problem for g in setup.groups)
+    assert torch.equal(iem_problem.buffers["alphas_nrm"], net.alphas_nrm)
+    assert torch.equal(nrm_problem.buffers["alphas_iem"], net.alphas_iem)
+    assert not nrm_problem.buffers["alphas_iem"].requires_grad
+    assert set(iem_problem.lower) == set(net.weight_parameters())
+
+
+def test_search_and_train_data_are_deterministic_halves():
+    task = LowLightTask()
+    lower, upper = task.search_data(_config(synthetic_count=4, crop=16))
+    assert len(lower) == len(upper) == 2
+    a, b = lower[0], lower[0]
+    assert a["input"].shape == (3, 16, 16) and torch.equal(a["input"], b["input"])
+    assert torch.equal(a["size"], torch.tensor([16, 16]))
+    lower.set_epoch(1)
+    assert not torch.equal(lower[0]["input"], a["input"])
+    assert not torch.equal(upper[0]["input"], a["input"])
+
+
+def test_train_loss_supervised_and_unsupervised():
+    task = LowLightTask()
+    net = task.build_network(reference_genotype(), _config("train"))
+    batch = _batch()
+    sup = task.train_loss(net, batch, _config("train", supervised="auto"))
+    unsup = task.train_loss(net, batch, _config("train", supervised=False))
+    assert sup.ndim == 0 and unsup.ndim == 0 and not torch.isclose(sup, unsup)
+    assert torch.isclose(task.train_loss(net, _batch(target=False), _config("train")), unsup)
+    with pytest.raises(DataError, match="reference"):
+        task.train_loss(net, _batch(target=False), _config("train", supervised=True))
+
+
+def test_evaluate_batch_and_save_outputs(tmp_path):
+    task = LowLightTask()
+    net = task.build_network(reference_genotype(), _config("train"))
+    batch = _batch()
+    records, outputs = task.evaluate_batch(net, batch)
+    assert [set(r) for r in records] == [{"name", "psnr", "ssim"}] * 2
+    assert records[0]["name"] == "img0.png" and isinstance(records[0]["psnr"], float)
+    task.save_outputs(outputs, batch, str(tmp_path))
+    assert read_image(tmp_path / "img0.png").shape == (3, 16, 16)
+    assert read_image(tmp_path / "img1_grid.png").shape == (3, 16 + 4, 3 * 16 + 8)
+    grid = task.samples(net, batch)
+    assert grid.shape == (3, 2 * 16 + 6, 3 * 16 + 8) and 0 <= grid.min() and grid.max() <= 1
+    assert "full resolution" in task.evaluation_note()
+
+
+def test_unpaired_folder_gives_names_only(tmp_path):
+    for i in range(2):
+        write_image(tmp_path / "data" / f"{i}.jpg", 0.1 * torch.rand(3, 12 + i, 16))
+    task = LowLightTask()
+    dataset = task.test_data(str(tmp_path / "data"), _config("train"))
+    item = dataset[1]
+    assert "target" not in item and item["input"].shape == (3, 13, 16)
+    net = task.build_network(reference_genotype(), _config("train"))
+    batch = {"input": item["input"][None], "name": [item["name"]], "size": item["size"][None]}
+    records, outputs = task.evaluate_batch(net, batch)
+    assert records == [{"name": "1.jpg"}]
+    task.save_outputs(outputs, batch, str(tmp_path / "out"))
+    assert (tmp_path / "out" / "1.png").is_file() and (tmp_path / "out" / "1_grid.png").is_file()
+    assert "no reference metrics" in task.evaluation_note()
+
+
+def test_paired_folder_for_test_and_errors(tmp_path):
+    for sub in ("low", "high"):
+        write_image(tmp_path / "lol" / "eval15" / sub / "a.png", torch.rand(3, 16, 16))
+    task = LowLightTask()
+    item = task.test_data(str(tmp_path / "lol"), _config("train"))[0]
+    assert set(item) >= {"input", "target", "name"}
+    (tmp_path / "lol" / "eval15" / "low" / "b.png").write_bytes(b"")
+    with pytest.raises(DataError, match="no partner"):
+        task.test_data(str(tmp_path / "lol"), _config("train"))
+    with pytest.raises(DataError, match="does not exist"):
+        task.test_data(str(tmp_path / "missing"), _config("train"))
+
+
+def test_task_flags():
+    parser = argparse.ArgumentParser()
+    LowLightTask().add_arguments(parser, "search")
+    args = parser.parse_args(["--crop", "32", "--nrm-every", "5", "--no-supervised", "--arch-lr", "1e-3"])
+    assert (args.crop, args.nrm_every, args.supervised, args.arch_lr) == (32, 5, False, 1e-3)
+    assert parser.parse_args([]).supervised is None
+    train = argparse.ArgumentParser()
+    LowLightTask().add_arguments(train, "train")
+    assert train.parse_args(["--supervised"]).supervised is True
+    with pytest.raises(SystemExit):
+        train.parse_args(["--nrm-every", "5"])
