@@ -63,7 +63,12 @@ def read_image(path: PathLike) -> torch.Tensor:
     p = Path(path)
     if not p.is_file():
         raise DataError(f"image '{p}' does not exist; check the path")
-    arr = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # our error names the file
+    try:
+        arr = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
     if arr is None or arr.size == 0:
         raise DataError(f"cannot decode image '{p}' (corrupt or not an image); replace or remove it")
     if arr.ndim == 3 and arr.shape[2] == 1:
