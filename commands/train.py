@@ -122,7 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         metrics.append(row)
         bar.write(f"epoch {epoch + 1}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items()
                                                      if k.startswith("val_") or k == "loss"))
-        if score > best or not (run_dir / "model.pt").exists():
+        # without a validation metric (no references), the latest model is the one kept
+        if score > best or score == -math.inf or not (run_dir / "model.pt").exists():
             best = max(best, score)
             save_torch(run_dir / "model.pt", {
                 "kind": "model", "task": task.name, "genotype": genotype.to_dict(), "config": config,
