@@ -64,7 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     train_set, val_set = task.train_data(config)
     net = task.build_network(genotype, config).to(device)
     n_params = task.count_parameters(net)
-    print(f"params: {n_params / 1e6:.2f}M ({n_params:,})")
+    size = f"{n_params / 1e6:.2f}M" if n_params >= 1e6 else f"{n_params / 1e3:.2f}K"
+    print(f"params: {size} ({n_params:,})")
     bs = config["batch_size"]
     n_steps = steps_per_epoch(train_set, batch_size=bs)
     setup = task.build_training(net, config, n_steps)
