@@ -69,6 +69,24 @@ def prepare_folder(out: str | os.PathLike[str], resume: bool, force: bool, marke
     return path
 
 
+def open_run(args: Any, kind: str) -> tuple[Path, dict[str, Any] | None, dict[str, Any] | None]:
+    """The run folder of ``args.out`` (default ``runs/KIND-TASK``); on ``--resume`` also its
+    checkpoint (which must be a ``kind`` run of ``args.task``) and its config, with the budget
+    flags given now (``--epochs``, ``--max-steps``) applied over it."""
+    run_dir = prepare_folder(args.out or f"runs/{kind}-{args.task}", args.resume, args.force, "checkpoint.pt")
+    if not args.resume:
+        return run_dir, None, None
+    ckpt = load_torch(run_dir / "checkpoint.pt", "checkpoint")
+    if ckpt["kind"] != kind or ckpt["task"] != args.task:
+        raise UserError(f"{run_dir / 'checkpoint.pt'} is a {ckpt['kind']} checkpoint of task "
+                        f"{ckpt['task']!r}, not a {kind} run of {args.task!r}")
+    config = dict(ckpt["config"])
+    for key in ("epochs", "max_steps"):
+        if getattr(args, key) is not None:
+            config[key] = getattr(args, key)
+    return run_dir, ckpt, config
+
+
 class MetricsCSV:
     """``metrics.csv``: one row per epoch; columns fixed by the first row (new keys are added by
     rewriting the file)."""

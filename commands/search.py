@@ -13,9 +13,8 @@ from nas.plot import plot_genotype
 
 from .config import add_common, add_search_flags, device_of, resolve, task_from_argv
 from .data import loader, steps_per_epoch, to_device
-from .errors import UserError
 from .registry import get_task
-from .runs import MetricsCSV, load_torch, prepare_folder, save_torch, write_json
+from .runs import MetricsCSV, open_run, save_torch, write_json
 from .state import Averages, rng_state, set_rng_state
 
 DESCRIPTION = """Search an architecture for a task with bilevel optimisation: the supernet weights are
@@ -33,18 +32,8 @@ def build_parser(argv: Sequence[str] | None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(argv).parse_args(argv)
     task = get_task(args.task)
-    run_dir = prepare_folder(args.out or f"runs/search-{args.task}", args.resume, args.force, "checkpoint.pt")
-    ckpt: dict[str, Any] | None = None
-    if args.resume:
-        ckpt = load_torch(run_dir / "checkpoint.pt", "checkpoint")
-        if ckpt["kind"] != "search" or ckpt["task"] != args.task:
-            raise UserError(f"{run_dir / 'checkpoint.pt'} is a {ckpt['kind']} checkpoint of task "
-                            f"{ckpt['task']!r}, not a search of {args.task!r}")
-        config = dict(ckpt["config"])
-        for key in ("epochs", "max_steps"):
-            if getattr(args, key) is not None:
-                config[key] = getattr(args, key)
-    else:
+    run_dir, ckpt, config = open_run(args, "search")
+    if config is None:
         config = resolve(args, "search")
     config["device"] = args.device
     device = device_of(args.device)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import torch
 from tqdm import tqdm
@@ -18,7 +18,7 @@ from .data import loader, steps_per_epoch, to_device
 from .errors import UserError
 from .evaluation import evaluate
 from .registry import get_task
-from .runs import MetricsCSV, load_torch, prepare_folder, save_torch, write_json
+from .runs import MetricsCSV, open_run, save_torch, write_json
 from .state import Averages, rng_state, set_rng_state
 
 DESCRIPTION = """Retrain the network of a genotype found by search.py. Writes, in --out: model.pt (the
@@ -38,17 +38,8 @@ def build_parser(argv: Sequence[str] | None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(argv).parse_args(argv)
     task = get_task(args.task)
-    run_dir = prepare_folder(args.out or f"runs/train-{args.task}", args.resume, args.force, "checkpoint.pt")
-    ckpt: dict[str, Any] | None = None
-    if args.resume:
-        ckpt = load_torch(run_dir / "checkpoint.pt", "checkpoint")
-        if ckpt["kind"] != "train" or ckpt["task"] != args.task:
-            raise UserError(f"{run_dir / 'checkpoint.pt'} is a {ckpt['kind']} checkpoint of task "
-                            f"{ckpt['task']!r}, not a training of {args.task!r}")
-        config = dict(ckpt["config"])
-        for key in ("epochs", "max_steps"):
-            if getattr(args, key) is not None:
-                config[key] = getattr(args, key)
+    run_dir, ckpt, config = open_run(args, "train")
+    if ckpt is not None:
         genotype = Genotype.from_dict(ckpt["genotype"])
     else:
         if args.genotype is None:

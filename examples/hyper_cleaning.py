@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 import bilevel
+from commands.config import parse_option
 
 
 def make_data(n_train: int, n_val: int, dim: int, classes: int, noise: float, seed: int):
@@ -31,18 +32,6 @@ def make_data(n_train: int, n_val: int, dim: int, classes: int, noise: float, se
     corrupted = torch.rand(n_train, generator=g) < noise
     yt = torch.where(corrupted, torch.randint(classes, (n_train,), generator=g), yt)
     return Xt, yt, Xv, yv, corrupted
-
-
-def parse_option(text: str) -> tuple[str, object]:
-    key, _, value = text.partition("=")
-    if not _:
-        raise argparse.ArgumentTypeError(f"option {text!r} must look like name=value")
-    for cast in (int, float):
-        try:
-            return key, cast(value)
-        except ValueError:
-            pass
-    return key, {"true": True, "false": False, "none": None}.get(value.lower(), value)
 
 
 def main() -> None:
