@@ -13,10 +13,11 @@ batch 64 by default) built by ``ClassificationTask.build_search`` with DARTS's o
 Every arm owns an identical copy of the supernet and its optimizers and gets the same two fixed
 random batches. Timing: arms interleaved round-robin (so load from other processes hits all
 alike), ``--warmup`` rounds discarded, the median of ``--repeats`` rounds reported. Memory, in one
-extra untimed step per arm: ``peak alloc`` = on CUDA ``max_memory_allocated`` minus the memory
-allocated before the step, on CPU the peak of (bytes allocated - bytes freed) by tensor
-allocations during the step from ``torch.profiler`` memory events; ``peak saved`` = the most
-bytes autograd graphs held for backward at once (``bilevel.saved_tensor_bytes``), on any device.
+extra untimed step per arm: ``peak saved`` = the most bytes autograd graphs held for backward at
+once (``bilevel.saved_tensor_bytes``; any device; storage saved twice counts twice); ``peak alloc``
+= on CUDA ``max_memory_allocated`` minus the memory allocated before the step, on CPU (only with
+``--cpu-alloc``) the peak of (bytes allocated - bytes freed) by tensor allocations during the step
+from ``torch.profiler`` memory events.
 Before timing, ours-darts2's hypergradient is compared with hand-darts2's on the same state
 (float64, batch 4: they agree to about 1e-14).
 
@@ -226,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument("--quick", action="store_true", help="batch 16 and 2 repeats unless given")
     ap.add_argument("--no-memory", action="store_true", help="skip the memory steps")
+    ap.add_argument("--cpu-alloc", action="store_true",
+                    help="on CPU also measure peak tensor allocation with torch.profiler memory events "
+                         "(slow, and the profiler itself needs gigabytes at batch 64)")
     ap.add_argument("--no-check", action="store_true", help="skip the ours vs hand gradient check")
     ap.add_argument("--profile", action="store_true",
                     help="after the table, cProfile one ours-darts2 step and list where its time goes "
@@ -267,30 +271,36 @@ def main(argv: list[str] | None = None) -> int:
             _sync(device)
             if r >= args.warmup:
                 times[name].append(time.perf_counter() - t0)
-        print(f"round {r + 1}/{args.warmup + args.repeats} done", file=sys.stderr, flush=True)
-
-    mem: dict[str, tuple[float, float]] = {}
-    if not args.no_memory:
-        for name in names:
-            step = arms[name]
-            mem[name] = (peak_alloc(lambda: step(lower, upper), device), peak_saved(lambda: step(lower, upper)))
+        print(f"round {r + 1}/{args.warmup + args.repeats}: "
+              + ", ".join(f"{n} {times[n][-1]:.2f}s" for n in names if r >= args.warmup), file=sys.stderr, flush=True)
 
     ref = "hand-darts2" if "hand-darts2" in arms else names[0]
     med = {n: statistics.median(t) for n, t in times.items()}
-    head = f"{'arm':<14} {'time/step s':>11} {'x ' + ref:>14} {'peak alloc MB':>14} {'x':>6} {'peak saved MB':>14} {'x':>6}"
-    print(head)
-    print("-" * len(head))
+    head = f"{'arm':<14} {'time/step s':>11} {'x ' + ref:>14}"
+    print(head + "\n" + "-" * len(head))
     for n in names:
-        alloc, saved = mem.get(n, (math.nan, math.nan))
-        ralloc = alloc / mem[ref][0] if n in mem else math.nan
-        rsaved = saved / mem[ref][1] if n in mem else math.nan
-        print(f"{n:<14} {med[n]:>11.3f} {med[n] / med[ref]:>14.3f} {alloc / 2**20:>14.1f} {ralloc:>6.2f} "
-              f"{saved / 2**20:>14.1f} {rsaved:>6.2f}")
-    print(f"(time: median of {args.repeats}; all times s: "
+        print(f"{n:<14} {med[n]:>11.3f} {med[n] / med[ref]:>14.3f}")
+    print(f"(median of {args.repeats}; all times s: "
           + "; ".join(f"{n} " + ",".join(f"{t:.2f}" for t in times[n]) for n in names) + ")")
     if "ours-darts2" in med and "hand-darts2" in med:
         ratio = med["ours-darts2"] / med["hand-darts2"]
-        print(f"ours-darts2 / hand-darts2 = {ratio:.3f} (target <= 1.10): {'OK' if ratio <= 1.10 else 'SLOWER'}")
+        print(f"ours-darts2 / hand-darts2 = {ratio:.3f} (target <= 1.10): {'OK' if ratio <= 1.10 else 'SLOWER'}",
+              flush=True)
+
+    if not args.no_memory:
+        alloc = device.type == "cuda" or args.cpu_alloc
+        what = ("peak alloc = CUDA max_memory_allocated - allocated before" if device.type == "cuda" else
+                "peak alloc = torch.profiler memory events" if alloc else "peak alloc not measured on CPU (--cpu-alloc)")
+        print(f"memory, one untimed step per arm ({what}; peak saved = bilevel.saved_tensor_bytes):")
+        head = f"{'arm':<14} {'peak alloc MB':>14} {'x':>6} {'peak saved MB':>14} {'x':>6}"
+        print(head + "\n" + "-" * len(head), flush=True)
+        mem: dict[str, tuple[float, float]] = {}
+        for n in [ref] + [m for m in names if m != ref]:
+            step = arms[n]
+            peak_a = peak_alloc(lambda: step(lower, upper), device) if alloc else math.nan
+            mem[n] = (peak_a, peak_saved(lambda: step(lower, upper)))
+            print(f"{n:<14} {mem[n][0] / 2**20:>14.1f} {mem[n][0] / mem[ref][0]:>6.2f} "
+                  f"{mem[n][1] / 2**20:>14.1f} {mem[n][1] / mem[ref][1]:>6.2f}", flush=True)
     if args.profile and "ours-darts2" in arms:
         profile_step(arms["ours-darts2"], lower, upper)
     return 0

@@ -163,9 +163,9 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     ap.add_argument("--quick", action="store_true", help="fewer T values and repeats (< 5 min on 2 CPU cores)")
     ap.add_argument("--out", default=None, help="folder for hypergrad.csv and hypergrad.json")
-    ap.add_argument("--repeats", type=int, default=None, help="timed calls per row (default 5, quick 3)")
+    ap.add_argument("--repeats", type=int, default=None, help="minimum timed calls per row (default 5, quick 3; cheap rows get more)")
     ap.add_argument("--problems", default="a,b,c", help="comma list of a,b,c (default all)")
-    ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory call")
+    ap.add_argument("--no-memory", action="store_true", help="do not profile the warm-up call for peak memory")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch intra-op threads for every library (default 1: with 2 threads a busy "
                          "machine makes small ops 10-100x slower and the timings meaningless)")

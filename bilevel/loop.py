@@ -50,8 +50,8 @@ class BilevelLoop:
             variables' precision, where second derivatives are safe.
         hooks: ``hook(loop, stats)`` called after every step (logging, checkpointing).
 
-    ``step`` returns floats: step, lower_loss, upper_loss, hypergrad_norm, lower_grad_norm,
-    hypergrad_time_s. A NaN/Inf loss or gradient raises ``NonFiniteError`` naming the step.
+    ``step`` returns floats: step, lower_loss, upper_loss, hypergrad_norm, lower_grad_norm (NaN
+    unless ``lower_grad_clip`` is set), hypergrad_time_s. A NaN/Inf loss or gradient raises ``NonFiniteError`` naming the step.
     """
 
     def __init__(self, problem: BilevelProblem, method: str, upper_optimizer: torch.optim.Optimizer,
@@ -100,7 +100,7 @@ class BilevelLoop:
         """``lower_steps`` optimizer steps on the lower loss (upper variables held fixed)."""
         p = self.problem
         upper = {k: v.detach() for k, v in p.upper.items()}
-        loss_value, norm = float("nan"), 0.0
+        loss_value, norm = float("nan"), float("nan")
         for _ in range(self.lower_steps):
             self.lower_optimizer.zero_grad(set_to_none=True)
             with torch.autocast("cuda", enabled=self.amp):
@@ -115,8 +115,9 @@ class BilevelLoop:
                 self.scaler.update()
             else:
                 loss.backward()
-                norm = _clip(p.lower.values(), self.lower_grad_clip)
-                _check("lower gradient norm", norm, self.step_count)
+                if self.lower_grad_clip is not None:  # the norm costs a pass and a sync: only when clipping
+                    norm = _clip(p.lower.values(), self.lower_grad_clip)
+                    _check("lower gradient norm", norm, self.step_count)
                 self.lower_optimizer.step()
         self.lower_optimizer.zero_grad(set_to_none=True)
         return {"lower_loss": loss_value, "lower_grad_norm": norm}
