@@ -21,8 +21,14 @@ from ``torch.profiler`` memory events.
 Before timing, ours-darts2's hypergradient is compared with hand-darts2's on the same state
 (float64, batch 4: they agree to about 1e-14).
 
-    python benchmarks/darts_step.py            # batch 64, 3 repeats (CPU: about 15-25 min)
-    python benchmarks/darts_step.py --quick    # batch 16, 2 repeats
+    python benchmarks/darts_step.py --quick --threads 1                 # batch 16, all arms
+    python benchmarks/darts_step.py --threads 1 --arms hand-darts2,ours-darts2,ours-darts1
+
+On one idle CPU core a step takes about 23 s (darts2, batch 16) and 88 s (batch 64); the first
+command runs about 20 min, the second about 25. cg/neumann keep the double-backward graph: at
+batch 64 they need about 30 GB of host memory on CPU (6 GB of saved tensors at batch 16). On a
+shared, loaded machine pass ``--threads 1``: oversubscribed OpenMP threads stall the many small
+ops of the supernet (steps 20-50x slower, and unevenly so).
 """
 from __future__ import annotations
 
@@ -224,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--arms", default="hand-darts2,ours-darts2,ours-darts1,ours-cg,ours-neumann",
                     help="comma list of hand-darts2, ours-darts1, ours-darts2, ours-cg, ours-neumann")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's; 1 on a shared machine)")
     ap.add_argument("--quick", action="store_true", help="batch 16 and 2 repeats unless given")
     ap.add_argument("--no-memory", action="store_true", help="skip the memory steps")
     ap.add_argument("--cpu-alloc", action="store_true",
@@ -271,8 +277,8 @@ def main(argv: list[str] | None = None) -> int:
             _sync(device)
             if r >= args.warmup:
                 times[name].append(time.perf_counter() - t0)
-        print(f"round {r + 1}/{args.warmup + args.repeats}: "
-              + ", ".join(f"{n} {times[n][-1]:.2f}s" for n in names if r >= args.warmup), file=sys.stderr, flush=True)
+        done = ", ".join(f"{n} {times[n][-1]:.2f}s" for n in names) if r >= args.warmup else "warm-up"
+        print(f"round {r + 1}/{args.warmup + args.repeats}: {done}", file=sys.stderr, flush=True)
 
     ref = "hand-darts2" if "hand-darts2" in arms else names[0]
     med = {n: statistics.median(t) for n, t in times.items()}
@@ -299,8 +305,9 @@ def main(argv: list[str] | None = None) -> int:
             step = arms[n]
             peak_a = peak_alloc(lambda: step(lower, upper), device) if alloc else math.nan
             mem[n] = (peak_a, peak_saved(lambda: step(lower, upper)))
-            print(f"{n:<14} {mem[n][0] / 2**20:>14.1f} {mem[n][0] / mem[ref][0]:>6.2f} "
-                  f"{mem[n][1] / 2**20:>14.1f} {mem[n][1] / mem[ref][1]:>6.2f}", flush=True)
+            a_mb, a_x = (f"{mem[n][0] / 2**20:.1f}", f"{mem[n][0] / mem[ref][0]:.2f}") if alloc else ("-", "-")
+            print(f"{n:<14} {a_mb:>14} {a_x:>6} {mem[n][1] / 2**20:>14.1f} {mem[n][1] / mem[ref][1]:>6.2f}",
+                  flush=True)
     if args.profile and "ours-darts2" in arms:
         profile_step(arms["ours-darts2"], lower, upper)
     return 0

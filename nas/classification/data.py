@@ -123,13 +123,12 @@ class ImageSet(Dataset):
 
 
 def _cutout(img: Tensor, length: int, g: torch.Generator) -> Tensor:
-    """DARTS's ``Cutout``: zero a ``length`` square centred at a uniform pixel, clipped."""
+    """DARTS's ``Cutout``: zero a ``length`` square centred at a uniform pixel, clipped (in place)."""
     H, W = img.shape[-2:]
     cy, cx = _randint(H, g), _randint(W, g)
     y1, y2 = max(cy - length // 2, 0), min(cy + length // 2, H)
     x1, x2 = max(cx - length // 2, 0), min(cx + length // 2, W)
-    img = img.clone()
-    img[:, y1:y2, x1:x2] = 0.0
+    img[:, y1:y2, x1:x2] = 0.0  # in place: ``img`` is the fresh normalised copy
     return img
 
 
