@@ -33,7 +33,6 @@ ops of the supernet (steps 20-50x slower, and unevenly so).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import math
 import os
@@ -51,6 +50,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 import bilevel  # noqa: E402
 from nas.classification import ClassificationTask  # noqa: E402
 from nas.supernet import DartsSupernet  # noqa: E402
+from benchmarks.harness import quiet_stderr  # noqa: E402
 
 Batch = dict[str, torch.Tensor]
 
@@ -118,19 +118,6 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-@contextlib.contextmanager
-def _quiet_stderr():
-    """The profiler's C++ side prints device-probe errors on a CUDA build without a GPU."""
-    fd = os.dup(2)
-    with open(os.devnull, "w") as null:
-        os.dup2(null.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(fd, 2)
-            os.close(fd)
-
-
 def peak_alloc(call: Callable[[], Any], device: torch.device) -> float:
     """Peak bytes allocated by ``call`` beyond what was allocated before it (see module doc)."""
     if device.type == "cuda":
@@ -142,7 +129,7 @@ def peak_alloc(call: Callable[[], Any], device: torch.device) -> float:
         return float(torch.cuda.max_memory_allocated(device) - base)
     from torch.profiler import ProfilerActivity, profile
 
-    with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    with quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         call()
     try:
         events = prof.profiler.kineto_results.events()

@@ -62,7 +62,7 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 @contextlib.contextmanager
-def _quiet_stderr():
+def quiet_stderr():
     """The profiler's C++ side prints device-probe errors on a CUDA build without a GPU."""
     try:
         fd = os.dup(2)
@@ -87,7 +87,7 @@ def peak_memory(call, device: torch.device) -> float:
         _sync(device)
         return float(torch.cuda.max_memory_allocated(device) - base)
     from torch.profiler import ProfilerActivity, profile
-    with _quiet_stderr():
+    with quiet_stderr():
         with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
             call()
     try:

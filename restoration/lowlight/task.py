@@ -72,6 +72,12 @@ def objective(outputs: dict[str, Tensor], batch: dict[str, Any], config: Config,
     return sup + float(config.get("unsupervised_weight", 0.0)) * unsup
 
 
+def _require_pairs_if_supervised(dataset: Dataset, config: Config) -> None:
+    if config.get("supervised") is True and not lldata.is_paired(dataset):
+        raise DataError(f"--supervised needs reference images, but '{config.get('data')}' has none; "
+                        "drop --supervised or use a paired folder")
+
+
 class LowLightTask(Task):
     """RUAS low-light enhancement. Config keys: see ``task_defaults.py``."""
 
@@ -97,9 +103,7 @@ class LowLightTask(Task):
     # -- search ----------------------------------------------------------------------------
     def search_data(self, config: Config) -> tuple[Dataset, Dataset]:
         lower, upper = lldata.search_sets(config)
-        if config.get("supervised") is True and not lldata.is_paired(lower):
-            raise DataError(f"--supervised needs reference images, but '{config.get('data')}' has none; "
-                            "drop --supervised or use a paired folder")
+        _require_pairs_if_supervised(lower, config)
         return lower, upper
 
     def build_search(self, config: Config, device: torch.device) -> SearchSetup:
@@ -160,9 +164,7 @@ class LowLightTask(Task):
     # -- train -----------------------------------------------------------------------------
     def train_data(self, config: Config) -> tuple[Dataset, Dataset]:
         train, val = lldata.train_sets(config)
-        if config.get("supervised") is True and not lldata.is_paired(train):
-            raise DataError(f"--supervised needs reference images, but '{config.get('data')}' has none; "
-                            "drop --supervised or use a paired folder")
+        _require_pairs_if_supervised(train, config)
         return train, val
 
     def check_genotype(self, genotype: Genotype, source: str = "") -> None:
