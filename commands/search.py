@@ -19,7 +19,7 @@ from .data import loader, steps_per_epoch, to_device
 from .errors import UserError
 from .registry import get_task
 from .runs import MetricsCSV, atomic_write_bytes, open_run, resumed_settings, save_torch, write_json
-from .session import SaveClock, Stopper
+from .session import SaveClock, Stopper, until_stopped
 from .state import Averages, rng_state, set_rng_state
 
 DESCRIPTION = """Search an architecture (and/or learn hyper-parameters) for a task with bilevel optimisation:
@@ -143,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 workers=s.workers)
             upper_iter = loader(run.upper_set, s.batch_size, s.seed + 7919, run.epoch, run.step_in_epoch,
                                 workers=s.workers)
-            for lower_batch, upper_batch in zip(lower_iter, upper_iter):
+            for lower_batch, upper_batch in until_stopped(zip(lower_iter, upper_iter), stop):
                 run.step(to_device(lower_batch, device), to_device(upper_batch, device))
                 bar.update(1)
                 bar.set_postfix({k.replace("_loss", ""): f"{v:.4g}" for k, v in run.averages.means().items()

@@ -11,7 +11,7 @@ import signal
 import sys
 import time
 from types import FrameType
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 
 class Stopper:
@@ -56,3 +56,20 @@ class SaveClock:
 
     def saved(self) -> None:
         self.last = time.monotonic()
+
+
+def until_stopped(batches: Iterable[Any], stop: Stopper) -> Iterator[Any]:
+    """``batches`` until exhausted; a loader whose worker processes died with the stop signal
+    (SIGTERM reaches the whole process group) ends the iteration instead of the run, so that the
+    command still writes its checkpoint at the last completed step."""
+    it = iter(batches)
+    while True:
+        try:
+            item = next(it)
+        except StopIteration:
+            return
+        except RuntimeError:
+            if stop.requested:
+                return
+            raise
+        yield item

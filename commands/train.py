@@ -21,7 +21,7 @@ from .errors import UserError
 from .evaluation import evaluate
 from .registry import get_task
 from .runs import MetricsCSV, open_run, resumed_settings, save_torch, write_json
-from .session import SaveClock, Stopper
+from .session import SaveClock, Stopper, until_stopped
 from .state import Averages, rng_state, set_rng_state
 
 DESCRIPTION = """Retrain the network of a search result. Writes, in --out: model.pt (the network at its best
@@ -191,7 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         while run.global_step < total and not stop.requested:
             task.on_epoch(run.net, run.epoch, s)
             run.net.train()
-            for batch in loader(run.train_set, s.batch_size, s.seed, run.epoch, run.step_in_epoch, workers=s.workers):
+            batches = loader(run.train_set, s.batch_size, s.seed, run.epoch, run.step_in_epoch, workers=s.workers)
+            for batch in until_stopped(batches, stop):
                 run.step(to_device(batch, device))
                 bar.update(1)
                 bar.set_postfix({k: f"{v:.4g}" for k, v in run.averages.means().items() if k in run.task_losses()})

@@ -158,36 +158,51 @@ class _Folder:
         return Path(self.base.files[index]).name  # type: ignore[attr-defined]
 
 
-def _train_base(s: Any) -> Dataset:
-    crop = s.crop
+#: Largest square crop the embedded training photographs allow (the smallest is 213 px high).
+EMBEDDED_MAX_CROP = 208
+
+
+def _embedded_crop(s: Any) -> tuple[Any, str]:
+    """The crop used on the embedded data, and a note when the settings' crop had to shrink."""
+    if s.crop is not None and s.crop > EMBEDDED_MAX_CROP:
+        return EMBEDDED_MAX_CROP, (f"; crop {s.crop} reduced to {EMBEDDED_MAX_CROP}, the largest the embedded "
+                                   "photographs allow")
+    return s.crop, ""
+
+
+def _train_base(s: Any) -> tuple[Dataset, Any, str]:
+    """The embedded training pairs, the crop to cut from them, and a note on it."""
+    crop, note = _embedded_crop(s)
     size = DEFAULT_SIZE["train"] if crop is None else max(DEFAULT_SIZE["train"], *as_hw(crop))
-    return SyntheticLowLight("train", size=size, count=s.synthetic_count, seed=SYNTHETIC_SEED)
+    return SyntheticLowLight("train", size=size, count=s.synthetic_count, seed=SYNTHETIC_SEED), crop, note
 
 
 def search_sets(s: Any) -> tuple[AugmentedView, AugmentedView, str]:
     """Training split (validation slice excluded) cut into two contiguous halves: lower (weights)
     and upper (architecture); and a note on the split."""
     if s.data is None:
-        base, indices, note = _train_base(s), None, "embedded synthetic training pairs"
+        base, crop, extra = _train_base(s)
+        indices, note = None, "embedded synthetic training pairs" + extra
     else:
         folder = _Folder(s)
-        base, indices, note = folder.base, folder.train_idx, folder.note
+        base, indices, note, crop = folder.base, folder.train_idx, folder.note, s.crop
     indices = list(range(len(base))) if indices is None else indices  # type: ignore[arg-type]
     n = len(indices)
     if n < 2:
         raise DataError(f"the search needs at least 2 training images (one per level), found {n}; add images")
     half = n // 2
-    return (AugmentedView(base, indices[:half], s.crop, s.flip, s.seed),
-            AugmentedView(base, indices[half:], s.crop, s.flip, s.seed + 1), note)
+    return (AugmentedView(base, indices[:half], crop, s.flip, s.seed),
+            AugmentedView(base, indices[half:], crop, s.flip, s.seed + 1), note)
 
 
 def train_sets(s: Any) -> tuple[AugmentedView, Dataset | None, str, dict[str, Any]]:
     """(training set with crops/flips, validation set at full resolution or None, a note on the
     split, the split record written to config.json)."""
     if s.data is None:
-        train = AugmentedView(_train_base(s), None, s.crop, s.flip, s.seed)
+        base, crop, note = _train_base(s)
+        train = AugmentedView(base, None, crop, s.flip, s.seed)
         val = SyntheticLowLight("val", seed=SYNTHETIC_SEED)
-        return train, val, "validation: the embedded validation split (its own source photograph)", {}
+        return train, val, "validation: the embedded validation split (its own source photograph)" + note, {}
     folder = _Folder(s)
     train = AugmentedView(folder.base, folder.train_idx, s.crop, s.flip, s.seed)
     return train, folder.val, folder.note, folder.split
