@@ -8,12 +8,12 @@ that grows over the calls. Per call ``k``, with the proximal variable ``theta`` 
 (started at ``y``):
 
     theta <- theta - eta (grad_theta f(x, theta) + (theta - y) / gamma)
-    x direction: grad_x F + c_k (grad_x f(x, y) - grad_x f(x, theta))
+    x direction: grad_x F / c_k + grad_x f(x, y) - grad_x f(x, theta)
     y direction: grad_y F / c_k + grad_y f(x, y) - (y - theta) / gamma
 
 (the gradient of ``F / c_k + f - v`` with ``grad_x v = grad_x f(x, theta*)`` and ``grad_y v =
-(y - theta*) / gamma``; the ``x`` direction is multiplied by ``c_k`` so it is on the scale of a
-hypergradient). Near a fixed point the error of the reached upper optimum is ``O(1/c_k)``.
+(y - theta*) / gamma``; as for ``pbgd``, give the upper optimizer a step like the lower one's).
+Near a fixed point the error of the reached upper optimum is ``O(1/c_k)``.
 """
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ class MEHA(StateMixin, Method):
         with torch.no_grad():
             ctx.lower_direction = {k: Fy[k] / c + fy[k] - (y[k] - theta[k]) / cfg.gamma for k in fy}
             envelope = ctx.f(theta) + sum(((theta[k] - y[k]) ** 2).sum() for k in y) / (2 * cfg.gamma)
-        return {k: Fx[k] + c * (fx[k] - tx[k]) for k in Fx}, {
+        return {k: Fx[k] / c + fx[k] - tx[k] for k in Fx}, {
             "lower_loss": float(lower.detach()), "upper_loss": float(upper.detach()),
             "gap": float(lower.detach() - envelope), "penalty": c}
 

@@ -2,25 +2,29 @@
 
 They solve ``min_{x,y} F(x, y)`` subject to ``f(x, y) <= f*(x)`` (``f*`` the lower value function,
 estimated by a few gradient steps on ``f`` from a starting point), without second derivatives.
-Each ``compute`` is one iteration of the method: it returns the upper gradient (scaled like a
-hypergradient, so the same upper optimizer settings apply) and sets the lower variables'
-direction ``ctx.lower_direction`` (scaled like ``grad_y f``, so the lower optimizer's settings
-apply); the caller steps both optimizers with them (the loop writes ``.lower`` into ``.grad``).
+Each ``compute`` is one iteration of the method: it returns the upper direction and sets the lower
+variables' direction ``ctx.lower_direction``; the caller steps both optimizers with them (the loop
+writes ``.lower`` into ``.grad``). The penalty methods return the gradient of ``F / w + p``
+(``p`` the penalty, ``w`` its weight) for both: the lower direction is on the scale of
+``grad_y f``, and so is the upper one's curvature (``w`` times that of the hypergradient's
+objective): give the upper optimizer a step size like the lower one's (the papers use one step
+size ``O(1/w)`` for ``F + w p``; a hypergradient-sized upper step diverges).
 
 * ``bome`` (Liu, Ye, Wright, Stone, Liu, NeurIPS 2022): ``q = f(x, y) - f(x, theta_T)``, the
   direction ``grad F + lam grad q`` with ``lam = max((eta ||grad q||^2 - <grad F, grad q>) /
   ||grad q||^2, 0)`` for both ``x`` and ``y`` (the dynamic barrier: ``q`` decreases at rate
   ``eta ||grad q||^2``).
 * ``pbgd`` (V-PBGD, Shen and Chen, ICML 2023): gradient descent on the penalty ``F + gamma p``,
-  ``p = f(x, y) - f(x, y_hat)``; ``x``: ``grad_x F + gamma (grad_x f(x, y) - grad_x f(x, y_hat))``
-  (Danskin), ``y``: ``grad_y f(x, y) + grad_y F / gamma`` (the penalty gradient over ``gamma``).
+  ``p = f(x, y) - f(x, y_hat)``; ``x``: ``grad_x F / gamma + grad_x f(x, y) - grad_x f(x, y_hat)``
+  (Danskin), ``y``: ``grad_y F / gamma + grad_y f(x, y)``.
 * ``f2sa`` (Kwon, Kwon, Wright, Nowak, ICML 2023): the same Lagrangian with a multiplier
   ``lam_k`` that grows by ``lam_step`` per call up to ``lam_max``, and an auxiliary lower copy ``z``
   (method state) that follows ``grad_z f(x, z)`` across calls instead of being re-solved.
 
 At a fixed point of the penalty methods ``gamma A e = -grad_y F`` (``A`` the lower Hessian,
-``e = y - y*(x)``), so the ``x`` direction equals the exact hypergradient at ``y*(x) + e`` with
-``||e|| = O(1/gamma)``: the upper optimum is reached to ``O(1/gamma)`` (``O(1/lam_max)``).
+``e = y - y*(x)``), so ``gamma`` times the ``x`` direction equals the exact hypergradient at
+``y*(x) + e`` with ``||e|| = O(1/gamma)``: the upper optimum is reached to ``O(1/gamma)``
+(``O(1/lam_max)``).
 """
 from __future__ import annotations
 
@@ -149,8 +153,9 @@ class PBGDConfig:
 
 
 def penalty_directions(ctx: Context, z: TensorDict, weight: float) -> tuple[TensorDict, dict[str, Any]]:
-    """Upper gradient ``grad_x F + w (grad_x f(x, y) - grad_x f(x, z))`` and (into ``ctx``) the
-    lower direction ``grad_y f(x, y) + grad_y F / w`` of the penalty ``F + w (f(x, y) - f(x, z))``."""
+    """The gradient of ``F / w + f(x, y) - f(x, z)`` (``z`` held fixed): the upper direction
+    ``grad_x F / w + grad_x f(x, y) - grad_x f(x, z)``, and into ``ctx`` the lower one
+    ``grad_y F / w + grad_y f(x, y)``."""
     upper = ctx.F(ctx.y)
     Fx, Fy = partials(ctx, upper, ctx.y)
     lower = ctx.f(ctx.y)
@@ -159,7 +164,7 @@ def penalty_directions(ctx: Context, z: TensorDict, weight: float) -> tuple[Tens
     ctx.lower_direction = {k: fy[k] + Fy[k] / weight for k in fy}
     with torch.no_grad():
         gap = float(lower.detach() - ctx.f(z))
-    return {k: Fx[k] + weight * (fx[k] - zx[k]) for k in Fx}, {
+    return {k: Fx[k] / weight + fx[k] - zx[k] for k in Fx}, {
         "lower_loss": float(lower.detach()), "upper_loss": float(upper.detach()), "gap": gap,
         "penalty": weight}
 
