@@ -4,6 +4,7 @@ from __future__ import annotations
 from ..base import Method
 from .aggregation import BDA, IAPTT
 from .approximate import FDHG, IAS
+from .barrier import BVFIM
 from .envelope import MEHA
 from .implicit import CG, Neumann
 from .joint import BOME, F2SA, PBGD
@@ -22,6 +23,7 @@ METHODS: dict[str, type[Method]] = {
     "iaptt": IAPTT,
     "ias": IAS,
     "fdhg": FDHG,
+    "bvfim": BVFIM,
     "bome": BOME,
     "pbgd": PBGD,
     "meha": MEHA,

@@ -166,6 +166,7 @@ def test_meha_loop_reaches_the_envelope_penalty_fixed_point():
     ("f2sa", dict(lam=1.0, lam_step=1.0, lam_max=100.0, steps=5, lr=0.3), 10.0, 0.3, 1000, 1 / 100),
     ("meha", dict(c0=10.0, p=0.25, steps=5, eta=0.3), 3.0, 0.3, 1000, 1 / 50),  # c_1000 = 56
     ("bome", dict(steps=30, lr=0.3), 0.5, 0.05, 300, 0.05),  # a neighbourhood of size O(step)
+    ("bvfim", dict(decay=0.01), 3.0, 0.3, 1000, 0.1),  # mu_k / theta_k = 0.1 / sqrt(1 + k/100)
 ])
 def test_joint_methods_reach_the_ridge_upper_optimum(name, options, lr_x, lr_y, iters, tol):
     r = ridge(n=20, d=8, seed=1, shared=True)
@@ -193,7 +194,7 @@ def test_state_dict_resumes_exactly():
     def run(method, q, n):
         manual_loop(q.problem(), method, torch.optim.SGD([q.x], lr=0.1), torch.optim.SGD([q.y], lr=0.3), n)
 
-    for name, options in (("f2sa", dict(lam_step=0.5, steps=2)), ("meha", dict(steps=2))):
+    for name, options in (("f2sa", dict(lam_step=0.5, steps=2)), ("meha", dict(steps=2)), ("bvfim", dict(steps=2))):
         q = well_conditioned()
         m = bilevel.make_method(name, options)
         run(m, q, 3)
@@ -209,3 +210,40 @@ def test_state_dict_resumes_exactly():
         assert saved["iteration"] == 3
     with pytest.raises(ValueError, match="keeps no state"):
         bilevel.make_method("cg").load_state_dict({"aux": None})
+
+
+def test_bvfim_direction_is_the_barrier_gradient_over_its_weight():
+    q = quadratic(seed=4)
+    A, B, c, D, x, y = map(_np, (q.A, q.B, q.c, q.D, q.x, q.y))
+    mu, theta, mu1, mu2, steps, lr = 0.5, 0.2, 0.1, 0.05, 3, 0.2
+    m = bilevel.make_method("bvfim", dict(mu=mu, theta=theta, decay=0.0, reg_upper=mu1, reg_lower=mu2,
+                                          steps=steps, lr=lr))
+    f2 = lambda v: 0.5 * v @ A @ v - v @ B @ x + 0.5 * mu2 * v @ v  # noqa: E731
+    with torch.no_grad():  # a feasible start: y close to the regularised lower solution
+        q.y.copy_(torch.linalg.solve(q.A + mu2 * torch.eye(4, dtype=DT), q.B @ q.x) + 0.05)
+    y = _np(q.y)
+    z = y.copy()
+    for _ in range(steps):
+        z = z - lr * (A @ z - B @ x + mu2 * z)
+    s = mu + f2(z) - f2(y)
+    assert s > 0
+    hg = bilevel.hypergradient(q.problem(), m, None, None)
+    assert hg.diagnostics["slack"] == pytest.approx(s, rel=1e-12)
+    assert np.allclose(_np(hg["x"]), s / theta * D @ x - B.T @ y + B.T @ z, rtol=1e-12)
+    assert np.allclose(_np(hg.lower["y"]), s / theta * (y - c + mu1 * y) + A @ y - B @ x + mu2 * y, rtol=1e-12)
+    # infeasible point: pure descent of the value-function gap
+    with torch.no_grad():
+        q.y.add_(5.0)
+    hg = bilevel.hypergradient(q.problem(), bilevel.make_method("bvfim", dict(decay=0.0)), None, None)
+    assert hg.diagnostics["slack"] < 0
+    assert np.allclose(_np(hg.lower["y"]), A @ _np(q.y) - B @ x, rtol=1e-12)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mu", [0.01, 0.003])
+def test_bvfim_loop_reaches_the_optimum_to_order_mu_over_theta(mu):
+    q = well_conditioned()
+    theta = 0.1
+    manual_loop(q.problem(), ("bvfim", dict(mu=mu, theta=theta, decay=0.0)), torch.optim.SGD([q.x], lr=0.3),
+                torch.optim.SGD([q.y], lr=0.3), 1500)
+    assert float((q.x.detach() - q.x_star()).norm() / q.x_star().norm()) < mu / theta

@@ -37,6 +37,7 @@ def test_reverse_unrolling_stalls_at_the_pessimistic_side():
     ("iaptt", dict(steps=20, lr=0.3, init_lr=0.3), 0.3, 1e-3),
     ("pbgd", dict(gamma=10.0, steps=30, lr=0.3), 0.3, 0.1),
     ("bome", dict(steps=30, lr=0.3), 0.1, 1e-3),
+    ("bvfim", dict(decay=0.0, mu=0.003), 0.3, 0.1),
 ])
 def test_methods_that_find_the_optimistic_solution(name, options, lr, tol):
     x, _ = solve(name, options, lr=lr)
