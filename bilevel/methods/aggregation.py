@@ -131,7 +131,8 @@ class IAPTT(Method):
             return
         for name, y in problem.lower.items():
             key = INIT_PREFIX + name
-            if key in problem.auxiliary:
+            if key in problem.auxiliary:  # created earlier, or restored by the caller
+                self._points.setdefault(id(y), problem.auxiliary[key])
                 continue
             point = self._points.get(id(y))
             if point is None:
