@@ -53,7 +53,23 @@ PEERS = {"torchopt": p_torchopt, "betty": p_betty, "boat": p_boat, "higher": p_h
 S = problems.Setting
 
 
+JOINT = ("bvfim", "bome", "pbgd", "meha", "f2sa")
+
+
+def new_rows(lr: float, T: int) -> list[problems.Setting]:
+    """The applications' estimators and one iteration of each joint method (upper direction; see
+    benchmarks/README.md: BOAT's VSO/VFO/PGDO/MESO)."""
+    return [S("ias"), S("fdhg", 1, opts={"xi": lr}),
+            S("bvfim", T), S("bome", T), S("pbgd", T, opts={"gamma": 10.0}),
+            S("meha", T, opts={"gamma": 1.0, "c0": 0.2}), S("f2sa", T)]
+
+
 def settings(spec, quick: bool) -> list[problems.Setting]:
+    out = _settings(spec, quick)
+    return out + new_rows(spec.lr, 10)
+
+
+def _settings(spec, quick: bool) -> list[problems.Setting]:
     lr = spec.lr
     bda = {"mu": 0.5, "mu_decay": 0.9}
     if spec.key == "a_ridge":
@@ -77,7 +93,7 @@ def run_problem(spec, args, avail) -> list[harness.Row]:
     rows: list[harness.Row] = []
     for s in settings(spec, args.quick):
         libs = {"ours": ours, **{k: m for k, m in PEERS.items() if s.method in m.METHODS}}
-        T = s.T if s.method not in ("darts1", "cg", "neumann") or spec.key == "c_cnn" else 0
+        T = s.T if s.method not in ("darts1", "cg", "neumann", "ias") or spec.key == "c_cnn" else 0
         K = s.K if s.K else "-"
         row = {lib: harness.Row(spec.key, T, K, s.method, lib) for lib in libs}
         runners = {}
@@ -131,7 +147,7 @@ def targets(rows: list[harness.Row], by_cpu: bool) -> list[str]:
             continue
         tag = f"{key[0]:8} {key[1]:8} T={key[2]!s:4}"
         peers = [r for lib, r in libs.items() if lib != "ours" and not math.isnan(r.time_ms)]
-        for p in peers:
+        for p in peers if key[1] not in JOINT else ():  # a joint row's rel.err is not an accuracy
             if p.rel_err < 0.5 * o.rel_err and o.rel_err - p.rel_err > 1e-12:
                 out.append(f"accuracy {tag}: {p.library} more accurate ({p.rel_err:.1e} vs ours {o.rel_err:.1e}) BEHIND")
         same = [r for r in peers if r.vs_ours <= AGREE]

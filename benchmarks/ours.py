@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .peers import NotRunnable, Runner
+from .peers import NotRunnable, Runner, start_point
 
 LIBRARY = "ours"
 
@@ -42,6 +42,22 @@ def options(spec, s) -> dict:
         return {"steps": T, "lr": lr, "upper_lr": lr, "mu": s.opts["mu"], "mu_decay": s.opts.get("mu_decay")}
     if m == "iaptt":
         return {"steps": T, "lr": lr, "auxiliary_init": True}
+    if m == "ias":
+        return {}
+    if m == "fdhg":
+        return {"xi": s.opts["xi"]}
+    # joint methods: one iteration from the start point (a fresh method each call: no state
+    # carried between timed calls); T = steps of the value-function estimate
+    if m == "bvfim":
+        return {"steps": T, "lr": lr, "decay": 0.0}
+    if m == "bome":
+        return {"steps": T, "lr": lr, "eta": s.opts.get("eta", 0.5)}
+    if m == "pbgd":
+        return {"gamma": s.opts["gamma"], "steps": T, "lr": lr}
+    if m == "meha":
+        return {"gamma": s.opts["gamma"], "eta": lr, "steps": 1, "c0": s.opts["c0"], "p": 0.25}
+    if m == "f2sa":
+        return {"steps": T, "lr": lr}
     raise NotRunnable(f"unknown method {m}")
 
 
@@ -54,7 +70,8 @@ def build(spec, s) -> Runner:
     bilevel.make_method(s.method, opts)  # option errors surface here, not in the timed call
     module = spec.lower_module()
     names = [n for n, _ in module.named_parameters()]
-    lower = {n: p.detach().clone().requires_grad_() for n, p in module.named_parameters()}
+    y_start = start_point(spec, s.method)
+    lower = {n: y_start[n].detach().clone().requires_grad_() for n, _ in module.named_parameters()}
     upper = {k: v.detach().clone().requires_grad_() for k, v in spec.x0.items()}
 
     def f(lo, up, batch):
@@ -78,7 +95,7 @@ def build(spec, s) -> Runner:
     def reset():
         with torch.no_grad():
             for n, t in lower.items():
-                t.copy_(spec.y0[n])
+                t.copy_(y_start[n])
 
     return Runner(run, reset, ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
                                         for k, v in opts.items()))

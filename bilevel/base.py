@@ -21,13 +21,21 @@ class Hypergradient(dict):
 
     ``diagnostics`` holds plain floats/ints: ``method``, ``time_s``, ``lower_loss`` and
     ``upper_loss`` (at the lower variables the method started from), ``grad_norm`` and the
-    method's own figures (``cg_iters``, ``residual``, ``pessimistic_step``, ...)."""
+    method's own figures (``cg_iters``, ``residual``, ``pessimistic_step``, ...).
+
+    ``lower`` is ``None`` for the hypergradient methods. The joint methods (``updates_lower``:
+    ``bvfim``, ``bome``, ``pbgd``, ``meha``, ``f2sa``) also give their direction for the lower
+    variables: a dict lower-name -> tensor (shapes of the lower variables) that the caller writes
+    into the lower variables' ``.grad`` and steps the lower optimizer with, instead of the plain
+    lower-loss gradient."""
 
     diagnostics: dict[str, Any]
+    lower: TensorDict | None
 
-    def __init__(self, grads: TensorDict, diagnostics: dict[str, Any]) -> None:
+    def __init__(self, grads: TensorDict, diagnostics: dict[str, Any], lower: TensorDict | None = None) -> None:
         super().__init__(grads)
         self.diagnostics = diagnostics
+        self.lower = lower
 
 
 @dataclass
@@ -45,6 +53,7 @@ class Context:
     y: TensorDict
     x: TensorDict
     buffers: TensorDict
+    lower_direction: TensorDict | None = None  # set by the joint methods' ``compute``
 
     @classmethod
     def create(cls, problem: BilevelProblem, lower_batch: Any, upper_batch: Any,
@@ -74,10 +83,18 @@ class Method:
 
     Subclasses set ``name``, ``Config`` (a dataclass whose fields are the options, each with a
     documented default) and implement ``compute``. ``setup`` may add auxiliary upper variables
-    to the problem (done once)."""
+    to the problem (done once).
+
+    ``updates_lower``: the method moves the lower variables itself (value-function, penalty and
+    first-order methods): ``compute`` also sets ``ctx.lower_direction``, which
+    ``hypergradient`` returns as ``Hypergradient.lower``. State such a method keeps across
+    calls (auxiliary lower copies, iteration counters) lives in the method object: build it once
+    (``make_method``), pass the object to every call, and checkpoint it with ``state_dict`` /
+    ``load_state_dict``."""
 
     name: ClassVar[str] = ""
     Config: ClassVar[type] = object
+    updates_lower: ClassVar[bool] = False
 
     def __init__(self, config: Any) -> None:
         self.config = config
@@ -98,6 +115,20 @@ class Method:
     def compute(self, ctx: Context) -> tuple[TensorDict, dict[str, Any]]:
         """Gradients for every name of ``ctx.x`` and the method's own diagnostics."""
         raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        """What the method keeps across calls (tensors cloned), for checkpoints (default: nothing)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore ``state_dict()`` output (default: nothing to restore)."""
+        if state:
+            raise ValueError(f"method {self.name!r} keeps no state, got keys {sorted(state)}")
+
+    def auxiliary_optimizer(self, params: list[Tensor]) -> torch.optim.Optimizer | None:
+        """The optimizer for the auxiliary upper variables this method adds (``params``), or
+        ``None`` to let the caller optimise them with the upper variables (default)."""
+        return None
 
 
 def check_positive(name: str, value: float, integer: bool = False, allow_zero: bool = False) -> None:

@@ -44,7 +44,10 @@ def hypergradient(problem: BilevelProblem, method: str | Method, lower_batch: An
 
     Returns:
         ``Hypergradient``: a dict upper-name -> gradient (detached, shapes of the variables; also
-        ``iaptt``'s auxiliary variables), with ``.diagnostics`` (method, time_s, losses, norms).
+        ``iaptt``'s auxiliary variables), with ``.diagnostics`` (method, time_s, losses, norms)
+        and ``.lower``: the lower variables' direction of the joint methods
+        (``METHODS[name].updates_lower``), else ``None``. Joint methods keep state across
+        calls: pass the same built method (``make_method``) every time.
     """
     m = make_method(method, options)
     m.setup(problem)
@@ -53,7 +56,15 @@ def hypergradient(problem: BilevelProblem, method: str | Method, lower_batch: An
     start = time.perf_counter()
     grads, diagnostics = m.compute(ctx)
     grads = {k: g.detach() for k, g in grads.items()}
+    lower = ctx.lower_direction
+    if m.updates_lower != (lower is not None):
+        raise RuntimeError(f"method {m.name!r}: updates_lower={m.updates_lower} but compute "
+                           f"{'set no' if lower is None else 'set a'} lower direction")
+    if lower is not None:
+        lower = {k: d.detach() for k, d in lower.items()}
     _sync(grads)
     diagnostics = {"method": m.name, "time_s": time.perf_counter() - start, **diagnostics,
                    "grad_norm": float(norm(grads))}
-    return Hypergradient(grads, diagnostics)
+    if lower is not None:
+        diagnostics["lower_direction_norm"] = float(norm(lower))
+    return Hypergradient(grads, diagnostics, lower)

@@ -32,6 +32,11 @@ class Quadratic:
     def y_star(self) -> Tensor:
         return torch.linalg.solve(self.A, self.B @ self.x.detach())
 
+    def x_star(self) -> Tensor:
+        """Upper optimum ``argmin_x F(x, y*(x))``: ``(J'J + D)^-1 J'c``, ``J = A^-1 B``."""
+        J = torch.linalg.solve(self.A, self.B)
+        return torch.linalg.solve(J.T @ J + self.D, J.T @ self.c)
+
     def exact(self) -> Tensor:
         """``dF/dx`` at ``y*(x)``."""
         ys = self.y_star()
@@ -70,8 +75,23 @@ class Ridge:
     def w_star(self, lam: Tensor | None = None) -> Tensor:
         lam = self.lam.detach() if lam is None else lam
         n = self.Xt.shape[0]
-        H = self.Xt.T @ self.Xt / n + torch.diag(torch.exp(lam))
+        H = self.Xt.T @ self.Xt / n + torch.diag(torch.exp(lam).expand(self.Xt.shape[1]))
         return torch.linalg.solve(H, self.Xt.T @ self.yt / n)
+
+    def upper_optimum(self) -> Tensor:
+        """``argmin_lam F(w*(lam))`` by L-BFGS on the exact objective (float64)."""
+        lam = self.lam.detach().clone().requires_grad_(True)
+        opt = torch.optim.LBFGS([lam], lr=1, max_iter=200, tolerance_grad=1e-13, tolerance_change=1e-15,
+                                line_search_fn="strong_wolfe")
+
+        def closure() -> Tensor:
+            opt.zero_grad()
+            F = ((self.Xv @ self.w_star(lam) - self.yv) ** 2).mean() / 2
+            F.backward()
+            return F
+        for _ in range(3):
+            opt.step(closure)
+        return lam.detach()
 
     def exact(self) -> Tensor:
         """``dF/dlam`` at ``w*(lam)``, by autograd through ``torch.linalg.solve``."""
@@ -88,7 +108,10 @@ def ridge_lower(w: Tensor, lam: Tensor, X: Tensor, y: Tensor) -> Tensor:
     return ((X @ w - y) ** 2).mean() / 2 + 0.5 * (torch.exp(lam) * w ** 2).sum()
 
 
-def ridge(n: int = 40, m: int = 30, d: int = 5, seed: int = 0, solved: bool = True) -> Ridge:
+def ridge(n: int = 40, m: int = 30, d: int = 5, seed: int = 0, solved: bool = True, shared: bool = False) -> Ridge:
+    """``shared``: one weight decay for all features (``lam`` of shape (1,), start -1); with
+    ``ridge(n=20, d=8, seed=1, shared=True)`` the upper optimum is finite (``lam* = -1.80``;
+    with one ``lam`` per feature it runs off to ``-inf`` for some features)."""
     g = torch.Generator().manual_seed(seed)
     w_true = torch.randn(d, generator=g, dtype=DT)
     Xt = torch.randn(n, d, generator=g, dtype=DT)
@@ -96,6 +119,8 @@ def ridge(n: int = 40, m: int = 30, d: int = 5, seed: int = 0, solved: bool = Tr
     yt = Xt @ w_true + 0.5 * torch.randn(n, generator=g, dtype=DT)
     yv = Xv @ w_true + 0.5 * torch.randn(m, generator=g, dtype=DT)
     lam = (torch.randn(d, generator=g, dtype=DT) * 0.5 - 1.0).requires_grad_(True)
+    if shared:
+        lam = torch.full((1,), -1.0, dtype=DT, requires_grad=True)
     toy = Ridge(Xt, yt, Xv, yv, lam, torch.zeros(d, dtype=DT, requires_grad=True))
     if solved:
         with torch.no_grad():
@@ -108,3 +133,16 @@ def ridge(n: int = 40, m: int = 30, d: int = 5, seed: int = 0, solved: bool = Tr
 
 def rel_err(a: Tensor, b: Tensor) -> float:
     return float((a - b).norm() / b.norm().clamp_min(1e-300))
+
+
+def many_solutions(y0: tuple[float, float] = (0.0, 0.0), x0: float = 3.0) -> tuple[bilevel.BilevelProblem, Tensor, Tensor]:
+    """The BDA paper's toy (Liu et al., ICML 2020): ``f = 0.5 y1^2 - x y1`` (solutions
+    ``y1 = x``, any ``y2``), ``F = 0.5 (x - y2)^2 + 0.5 (y1 - 1)^2``. The optimistic solution is
+    ``x = 1, y = (1, 1)``; a method that keeps ``y2`` where it starts finds ``x = (1 + y2_0)/2``."""
+    x = torch.tensor([x0], dtype=DT, requires_grad=True)
+    y = torch.tensor(y0, dtype=DT, requires_grad=True)
+    problem = bilevel.BilevelProblem(
+        lower={"y": y}, upper={"x": x},
+        lower_loss=lambda lo, up, _: 0.5 * lo["y"][0] ** 2 - up["x"][0] * lo["y"][0],
+        upper_loss=lambda lo, up, _: 0.5 * (up["x"][0] - lo["y"][1]) ** 2 + 0.5 * (lo["y"][0] - 1) ** 2)
+    return problem, x, y

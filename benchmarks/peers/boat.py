@@ -15,10 +15,13 @@ import os
 
 import torch
 
-from . import NotRunnable, Runner, UpperModule, load_
+from . import NotRunnable, Runner, UpperModule, load_, start_point
 
 LIBRARY = "boat"
-METHODS = ("rad", "trad", "cg", "neumann", "darts2", "bda", "iaptt")
+METHODS = ("rad", "trad", "cg", "neumann", "darts2", "bda", "iaptt", "fdhg", "bvfim", "bome", "pbgd", "meha")
+# our joint methods -> BOAT's first-order operations (its docstrings swap the references of VSO
+# and VFO: VSO is the log-barrier value-function method, VFO BOME's dynamic barrier)
+FO = {"bvfim": "VSO", "bome": "VFO", "pbgd": "PGDO", "meha": "MESO"}
 _HERE = __name__  # the loss functions below are handed to BOAT by their dotted path
 
 
@@ -65,7 +68,7 @@ def _ops(spec, s):
         return ["NGD"], ["CG"], max(T, 1), spec.lr, {}
     if s.method == "neumann":
         return ["NGD"], ["NS"], max(T, 1), s.opts["alpha"], {}
-    if s.method == "darts2":
+    if s.method in ("darts2", "fdhg"):
         if s.opts.get("hvp", "finite_difference") != "finite_difference":
             raise NotRunnable("BOAT's FD is finite-difference only")
         return ["NGD"], ["FD"], 1, s.opts["xi"], {}
@@ -77,14 +80,38 @@ def _ops(spec, s):
     raise NotRunnable(f"BOAT has no {s.method}")
 
 
+def _fo(spec, s) -> tuple[str, dict]:
+    """(fo_op, its config) at our settings (benchmarks/ours.py), one call = one iteration."""
+    lr = spec.lr
+    if s.method == "bvfim":
+        return "VSO", {"z_loop": s.T, "z_lr": lr, "ll_l2_reg": 0.0, "ul_l2_reg": 0.0, "ul_ln_reg": 0.1,
+                       "reg_decay": 0.0}
+    if s.method == "bome":
+        return "VFO", {"y_hat_lr": lr, "eta": 0.5, "u1": 0.5}
+    if s.method == "pbgd":
+        g = s.opts["gamma"]
+        return "PGDO", {"y_hat_lr": lr, "gamma_init": g, "gamma_max": g, "gamma_argmax_step": 1,
+                        "update_y_ahead": False, "penalty": "difference"}
+    if s.method == "meha":
+        return "MESO", {"eta": lr, "gamma_1": 1.0 / s.opts["gamma"], "c0": s.opts["c0"], "y_hat_lr": lr}
+    raise NotRunnable(f"BOAT has no {s.method}")
+
+
 def build(spec, s) -> Runner:
     import boat_torch
     from boat_torch.utils import DynamicalSystemRules, HyperGradientRules
 
-    gm_op, na_op, iters, lr, extra = _ops(spec, s)
+    if s.method in FO:
+        fo_op, fo_cfg = _fo(spec, s)
+        gm_op, na_op, iters, lr, extra = None, None, s.T, spec.lr, {fo_op: fo_cfg}
+    else:
+        fo_op = None
+        gm_op, na_op, iters, lr, extra = _ops(spec, s)
     ll_model, ul_model = spec.lower_module(), UpperModule(spec.x0)
+    y_start = start_point(spec, s.method)
+    load_(ll_model, y_start)
     config = {
-        "fo_op": None, "gm_op": gm_op, "na_op": na_op, "lower_iters": iters,
+        "fo_op": fo_op, "gm_op": gm_op, "na_op": na_op, "lower_iters": iters,
         "device": str(spec.device), "accumulate_grad": False, "copy_last_param": False,
         "return_grad": True, "fo_ol_batch_input": False, "loss_log_path": os.devnull,
         "DI": {"lr": 0.01}, "GDA": {"alpha_init": 0.0, "alpha_decay": 1.0},
@@ -115,14 +142,16 @@ def build(spec, s) -> Runner:
         return dict(zip(spec.x0, grads))
 
     def reset():
-        load_(ll_model, spec.y0)
+        load_(ll_model, y_start)
         for q in list(ll_model.parameters()) + list(ul_model.parameters()):
             q.grad = None
         problem.loss_history = []
         problem._log_results = []
         lb.pop("alpha", None)
 
-    note = {"trad": f"RGT truncate_iter={s.T - s.K}", "darts2": "FD, lower_iters=1",
+    note = {"trad": f"RGT truncate_iter={s.T - s.K}", "darts2": "FD, lower_iters=1", "fdhg": "FD, lower_iters=1",
+            "bvfim": "VSO", "bome": "VFO (lower_iters steps on y first; phi = u1 q)", "pbgd": "PGDO",
+            "meha": "MESO (upper grad after its lower step; c=0.2 at iter 0)",
             "iaptt": "DI+PTT+RAD", "bda": "GDA+RAD"}.get(s.method, "")
     if s.method in ("cg", "neumann") and s.T == 0:
         note = "lower_iters=1 (BOAT needs >= 1 lower step)"

@@ -3,7 +3,11 @@ from __future__ import annotations
 
 from ..base import Method
 from .aggregation import BDA, IAPTT
+from .approximate import FDHG, IAS
+from .barrier import BVFIM
+from .envelope import MEHA
 from .implicit import CG, Neumann
+from .joint import BOME, F2SA, PBGD
 from .one_step import Darts1, Darts2
 from .unrolled import FAD, RAD, TRAD
 
@@ -17,4 +21,11 @@ METHODS: dict[str, type[Method]] = {
     "neumann": Neumann,
     "bda": BDA,
     "iaptt": IAPTT,
+    "ias": IAS,
+    "fdhg": FDHG,
+    "bvfim": BVFIM,
+    "bome": BOME,
+    "pbgd": PBGD,
+    "meha": MEHA,
+    "f2sa": F2SA,
 }

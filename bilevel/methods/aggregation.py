@@ -86,54 +86,107 @@ class IAPTTConfig:
     lr: lower step size (``None``: the lower SGD optimizer's).
     auxiliary_init: start the trajectory from a learnable initial point ``z`` (an auxiliary upper
         variable per lower variable, named ``iaptt_init/<name>``, initialised to the lower
-        variables at the first call and optimised with the upper ones); ``False`` starts from the
-        current lower variables.
+        variables at the first call); ``False`` starts from the current lower variables.
+    init_optimizer, init_lr, init_momentum: the initial point's own optimizer
+        (``"sgd"`` or ``"adam"``; no weight decay), built by ``auxiliary_optimizer``.
     Pessimistic truncation: the gradient is that of ``F(x, y_k*)`` with
-    ``k* = argmax_{1<=k<=T} F(x, y_k)``, backpropagated through the first ``k*`` steps.
+    ``k* = argmax_{1<=k<=T} F(x, y_k)``, backpropagated through the first ``k*`` steps. The
+    trajectory is first run without a graph to find ``k*``, then its first ``k*`` steps are run
+    again with one: the graph (memory) follows ``k*``, not ``T``, for ``T + k*`` lower steps.
     """
 
     steps: int = 10
     lr: float | None = 0.1
     auxiliary_init: bool = True
+    init_optimizer: str = "sgd"
+    init_lr: float = 0.01
+    init_momentum: float = 0.0
 
     def __post_init__(self) -> None:
         check_positive("steps", self.steps, integer=True)
         if self.lr is not None:
             check_positive("lr", self.lr)
+        if self.init_optimizer not in ("sgd", "adam"):
+            raise OptionError(f"option init_optimizer must be 'sgd' or 'adam', got {self.init_optimizer!r}")
+        check_positive("init_lr", self.init_lr)
+        check_positive("init_momentum", self.init_momentum, allow_zero=True)
 
 
 class IAPTT(Method):
-    """IAPTT-GM: learnable initial point and pessimistic trajectory truncation."""
+    """IAPTT-GM: learnable initial point and pessimistic trajectory truncation.
+
+    The initial point is one tensor per lower tensor and per method object: problems (upper
+    groups) that share lower variables and one method object share one initial point."""
 
     name = "iaptt"
     Config = IAPTTConfig
+
+    def __init__(self, config: IAPTTConfig) -> None:
+        super().__init__(config)
+        self._points: dict[int, torch.Tensor] = {}  # id(lower tensor) -> its initial point
+        self._pending: list[torch.Tensor] = []  # loaded values for points not created yet
 
     def setup(self, problem: BilevelProblem) -> None:
         if not self.config.auxiliary_init:
             return
         for name, y in problem.lower.items():
             key = INIT_PREFIX + name
-            if key not in problem.auxiliary:
-                problem.auxiliary[key] = y.detach().clone().requires_grad_(True)
+            if key in problem.auxiliary:  # created earlier, or restored by the caller
+                self._points.setdefault(id(y), problem.auxiliary[key])
+                continue
+            point = self._points.get(id(y))
+            if point is None:
+                start = self._pending.pop(0) if self._pending else y.detach()
+                if start.shape != y.shape:
+                    raise ValueError(f"iaptt: loaded initial point of shape {tuple(start.shape)} for lower "
+                                     f"variable {name!r} of shape {tuple(y.shape)}")
+                point = start.detach().clone().to(y.device, y.dtype).requires_grad_(True)
+                self._points[id(y)] = point
+            problem.auxiliary[key] = point
+
+    def auxiliary_optimizer(self, params: list[torch.Tensor]) -> torch.optim.Optimizer | None:
+        cfg = self.config
+        if not params:
+            return None
+        if cfg.init_optimizer == "adam":
+            return torch.optim.Adam(params, lr=cfg.init_lr)
+        return torch.optim.SGD(params, lr=cfg.init_lr, momentum=cfg.init_momentum)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"points": [p.detach().clone() for p in self._points.values()]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        points = list(state.get("points", []))
+        if not self._points:  # before the first call: the points are created from these
+            self._pending = [p.detach().clone() for p in points]
+            return
+        if len(points) != len(self._points):
+            raise ValueError(f"iaptt state holds {len(points)} initial points, this method {len(self._points)}")
+        with torch.no_grad():
+            for mine, saved in zip(self._points.values(), points):
+                mine.copy_(saved)
 
     def compute(self, ctx: Context) -> tuple[TensorDict, dict[str, Any]]:
         cfg = self.config
         rule = rule_for(ctx.lower_optimizer, ctx.problem.lower, cfg.lr, self.name)
         if cfg.auxiliary_init:
-            y = {name: ctx.x[INIT_PREFIX + name] for name in ctx.y}
+            y0 = {name: ctx.x[INIT_PREFIX + name] for name in ctx.y}
         else:
-            y = ctx.y
-        state = rule.initial_state()
-        best, best_k, best_y = None, 0, y
+            y0 = ctx.y
+        f = lambda yy: ctx.f(yy)  # noqa: E731
+        x_fixed = detached(ctx.x)
+        f_fixed = lambda yy: ctx.f(yy, x_fixed)  # noqa: E731  (no graph towards x)
+        # pass 1, no graph: the upper loss along the trajectory, to find k*
+        y, state = detached(y0), rule.initial_state()
         values = []
-        for k in range(1, cfg.steps + 1):
-            y, state, _ = unroll(lambda yy: ctx.f(yy), y, rule, 1, differentiable=True, state=state)
+        for _ in range(cfg.steps):
+            y, state, _ = unroll(f_fixed, y, rule, 1, differentiable=False, state=state)
             with torch.no_grad():
-                value = ctx.F(detached(y))
-            values.append(value)
-            if best is None or bool(value > best):
-                best, best_k, best_y = value, k, y
-        upper = ctx.F(best_y)
+                values.append(ctx.F(y))
+        best_k = int(torch.argmax(torch.stack(values))) + 1  # first maximiser, as a strict '>' scan
+        # pass 2: the first k* steps again, with the graph
+        y, _, _ = unroll(f, y0, rule, best_k, differentiable=True, state=rule.initial_state())
+        upper = ctx.F(y)
         grads = grad(upper, ctx.x)
         return grads, {"pessimistic_step": best_k, "upper_loss": float(upper.detach()),
                        "upper_loss_final": float(values[-1])}

@@ -59,7 +59,9 @@ class RAD(Method):
         rule = rule_for(ctx.lower_optimizer, ctx.problem.lower, cfg.lr, self.name)
         k = self._truncate()
         f = lambda y: ctx.f(y)  # noqa: E731
-        y, state, head = unroll(f, ctx.y, rule, cfg.steps - k, differentiable=False, state=rule.initial_state())
+        x_fixed = detached(ctx.x)
+        f_head = lambda y: ctx.f(y, x_fixed)  # noqa: E731  (untracked steps: no graph towards x)
+        y, state, head = unroll(f_head, ctx.y, rule, cfg.steps - k, differentiable=False, state=rule.initial_state())
         if cfg.steps - k:
             y = detached(y, requires_grad=True)
         y, _, tail = unroll(f, y, rule, k, differentiable=True, state=state)

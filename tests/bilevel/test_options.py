@@ -24,6 +24,13 @@ def test_unknown_method_lists_the_methods():
     ("darts2", dict(hvp="magic"), "hvp"),
     ("bda", dict(mu=1.5), "mu"),
     ("neumann", dict(alpha=-1.0), "alpha"),
+    ("pbgd", dict(gamma=0.0), "gamma"),
+    ("f2sa", dict(lam=5.0, lam_max=1.0), "lam_max"),
+    ("meha", dict(p=-0.1), "p"),
+    ("bvfim", dict(mu=0.0), "mu"),
+    ("bome", dict(steps=1.5), "integer"),
+    ("iaptt", dict(init_optimizer="lbfgs"), "init_optimizer"),
+    ("ias", dict(scale="big"), "scale"),
 ])
 def test_bad_values(method, options, match):
     with pytest.raises(bilevel.OptionError, match=match):
