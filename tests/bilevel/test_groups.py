@@ -81,7 +81,10 @@ def test_iaptt_initial_point_is_one_copy_with_one_optimizer_for_a_shared_level()
     loop.step(2.0, 2.0)
     aux = groups[0].problem.auxiliary
     assert aux is groups[1].problem.auxiliary and set(aux) == {"iaptt_init/y1", "iaptt_init/y2"}
-    held = [id(p) for g in groups for pg in g.optimizer.param_groups for p in pg["params"]]
+    own = loop.loops["g1"].auxiliary_optimizer
+    assert own is loop.loops["g2"].auxiliary_optimizer  # one optimizer, the method's own settings
+    assert isinstance(own, torch.optim.SGD) and own.defaults["weight_decay"] == 0
+    held = [id(p) for opt in [own, *(g.optimizer for g in groups)] for pg in opt.param_groups for p in pg["params"]]
     assert sum(held.count(id(t)) for t in aux.values()) == len(aux)  # each in exactly one optimizer
 
 
@@ -112,3 +115,16 @@ def test_state_dict_round_trip_is_exact(method, shared):
         second.step(2.0, 1.5)
     got = _snapshot(y, x)
     assert all(torch.equal(expected[k], got[k]) for k in expected)
+
+
+def test_joint_method_moves_the_lower_variables_along_its_own_direction():
+    """pbgd (updates_lower): the lower step applies the method's direction, not grad_y f."""
+    groups, y, x = _two_groups(shared=False, momentum=0.0)
+    g1 = groups[0]
+    expected = bilevel.hypergradient(g1.problem, "pbgd", 2.0, 2.0).lower
+    y1 = y["y1"].detach().clone()
+    plain = torch.autograd.grad(g1.problem.lower_loss({"y1": y["y1"]}, {"x1": x["x1"]}, 2.0), y["y1"])[0]
+    GroupedLoop(groups, "pbgd").step(2.0, 2.0)
+    step = y["y1"].detach() - y1
+    assert torch.allclose(step, -0.1 * expected["y1"], atol=1e-12)
+    assert not torch.allclose(step, -0.1 * plain, atol=1e-6)

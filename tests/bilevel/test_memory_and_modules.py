@@ -102,7 +102,9 @@ def test_loop_optimises_iaptt_initial_point():
     loop = bilevel.BilevelLoop(p, "iaptt", upper, torch.optim.SGD([q.y], lr=0.1), method_options=dict(steps=4))
     loop.step(None, None)
     z = p.auxiliary["iaptt_init/y"]
-    assert any(z is t for g in upper.param_groups for t in g["params"])
+    own = loop.auxiliary_optimizer  # the method's own optimizer, not the alphas'
+    assert own is not upper and any(z is t for g in own.param_groups for t in g["params"])
+    assert not any(z is t for g in upper.param_groups for t in g["params"])
     z0 = z.detach().clone()
     loop.step(None, None)
     assert not torch.equal(z.detach(), z0)
