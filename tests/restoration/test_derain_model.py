@@ -119,3 +119,23 @@ def test_parameter_and_mac_counts_by_hand():
     assert count_parameters(conv) == 3 * 5 * 9 + 5
     assert count_macs(conv, torch.zeros(1, 3, 8, 6)) == 3 * 5 * 9 * 8 * 6
     assert format_count(3438) == "3.44K" and format_count(7_690_000) == "7.69M" and format_count(12) == "12"
+
+
+def test_forward_over_reverse_through_every_op():
+    """The ``fad`` method needs jvp of the weight gradient w.r.t. the alphas; check it against a
+    central finite difference of the weight gradient."""
+    from torch.func import functional_call, grad, jvp
+
+    torch.manual_seed(0)
+    net = DerainSearch(channels=3, cells=1, steps=2, frames=3).double()
+    x, y = _img(1, 3, 3, 12, 12), _img(1, 3, 12, 12, seed=1)
+    W = {k: v.detach() for k, v in net.weight_parameters().items()}
+    A = {k: v.detach() for k, v in net.arch_parameters().items()}
+    f = lambda w, a: derain_loss(functional_call(net, {**w, **a}, (x,))["out"], y)  # noqa: E731
+    t = {k: torch.randn_like(v) for k, v in A.items()}
+    _, tangent = jvp(lambda a: grad(f)(W, a), (A,), (t,))
+    eps = 1e-5
+    plus = grad(f)(W, {k: A[k] + eps * t[k] for k in A})
+    minus = grad(f)(W, {k: A[k] - eps * t[k] for k in A})
+    for k in W:
+        assert torch.allclose(tangent[k], (plus[k] - minus[k]) / (2 * eps), atol=1e-6), k
