@@ -1,15 +1,25 @@
 """Deterministic train/validation splits of one folder (validation never reads test files)."""
+
 from __future__ import annotations
 
-import torch
+import numpy as np
 
-__all__ = ["split_indices"]
+__all__ = ["split_train_val"]
 
 
-def split_indices(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """Indices ``0..n-1`` cut into (train, validation): a seeded permutation, the first
-    ``max(1, round(n * fraction))`` items (none when ``fraction`` is 0) go to validation. Both lists
-    are sorted; the cut depends only on ``(n, fraction, seed)``."""
-    k = 0 if fraction <= 0 or n < 2 else min(n - 1, max(1, round(n * fraction)))
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
-    return sorted(order[k:]), sorted(order[:k])
+def split_train_val(n: int, fraction: float = 0.1, seed: int = 0) -> tuple[list[int], list[int]]:
+    """Seeded split of ``range(n)``: ``(train indices, val indices)``, each sorted.
+
+    ``max(1, round(n * fraction))`` indices (at most ``n - 1``) go to validation, chosen by a
+    permutation from ``numpy.random.default_rng(seed)``; the rest to training; ``fraction`` 0 keeps
+    everything for training. Same ``(n, fraction, seed)``, same split on every machine.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"validation fraction must be in [0, 1), got {fraction}")
+    if fraction == 0.0:
+        return list(range(n)), []
+    if n < 2:
+        raise ValueError(f"need at least 2 items to split off a validation set, got {n}")
+    n_val = min(n - 1, max(1, round(n * fraction)))
+    perm = np.random.default_rng(seed).permutation(n)
+    return sorted(perm[n_val:].tolist()), sorted(perm[:n_val].tolist())

@@ -12,6 +12,14 @@ Inputs are ``[B, C, H, W]`` in ``[0, data_range]``; outputs ``[B]``.
   full-range BT.601: ``Y = 0.299 R + 0.587 G + 0.114 B``). ``studio_swing=True`` maps Y to
   ``16/255 + 219/255 * Y`` like MATLAB's ``rgb2ycbcr``, which deraining papers report
   (their PSNR is about ``20 log10(255/219) = 1.32`` dB higher than full-range Y).
+  ``quantize=True`` adds the rounding of MATLAB's 8-bit path (``imread`` -> ``rgb2ycbcr`` on
+  ``uint8`` -> ``double``), which the deraining evaluation scripts use: the RGB input is rounded
+  to 8 bits (as saving the result to PNG would), then Y (on the 0..255 scale) is rounded half
+  away from zero to an integer. ``Y_MATLAB`` holds these keyword arguments
+  (``studio_swing=True, quantize=True``): Y in ``[16, 235] / 255``, PSNR with peak 255 and SSIM
+  with ``L = 255`` on that scale equal the values of the MATLAB scripts.
+
+Direction: higher is better for every metric here.
 """
 
 from __future__ import annotations
@@ -21,9 +29,11 @@ from kornia.color import rgb_to_ycbcr
 from kornia.metrics import psnr as _kornia_psnr
 from kornia.metrics import ssim as _kornia_ssim
 
-__all__ = ["psnr", "ssim", "psnr_y", "ssim_y", "rgb_to_luma"]
+__all__ = ["psnr", "ssim", "psnr_y", "ssim_y", "rgb_to_luma", "Y_MATLAB"]
 
 SSIM_WINDOW = 11
+#: Keyword arguments of ``psnr_y`` / ``ssim_y`` for the MATLAB ``rgb2ycbcr`` 8-bit convention.
+Y_MATLAB: dict[str, bool] = {"studio_swing": True, "quantize": True}
 
 
 def _check(x: torch.Tensor, y: torch.Tensor) -> None:
@@ -50,17 +60,26 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Ten
     return smap.flatten(1).mean(1)
 
 
-def rgb_to_luma(x: torch.Tensor, studio_swing: bool = False) -> torch.Tensor:
-    """Luma of an RGB image in ``[0, 1]``: ``[B, 3, H, W]`` -> ``[B, 1, H, W]``."""
+def _round8(x: torch.Tensor) -> torch.Tensor:
+    """Round a ``[0, 1]`` value to the nearest 8-bit level, halves away from zero (MATLAB)."""
+    return torch.floor(x.clamp(0.0, 1.0) * 255.0 + 0.5) / 255.0
+
+
+def rgb_to_luma(x: torch.Tensor, studio_swing: bool = False, quantize: bool = False) -> torch.Tensor:
+    """Luma of an RGB image in ``[0, 1]``: ``[B, 3, H, W]`` -> ``[B, 1, H, W]`` (see module doc)."""
+    if quantize:
+        x = _round8(x)
     lum = rgb_to_ycbcr(x)[:, :1]
-    return lum * (219.0 / 255.0) + 16.0 / 255.0 if studio_swing else lum
+    if studio_swing:
+        lum = lum * (219.0 / 255.0) + 16.0 / 255.0
+    return _round8(lum) if quantize else lum
 
 
-def psnr_y(x: torch.Tensor, y: torch.Tensor, studio_swing: bool = False) -> torch.Tensor:
+def psnr_y(x: torch.Tensor, y: torch.Tensor, studio_swing: bool = False, quantize: bool = False) -> torch.Tensor:
     """PSNR on the Y channel of RGB images in ``[0, 1]``. ``[B, 3, H, W]`` x2 -> ``[B]``."""
-    return psnr(rgb_to_luma(x, studio_swing), rgb_to_luma(y, studio_swing), 1.0)
+    return psnr(rgb_to_luma(x, studio_swing, quantize), rgb_to_luma(y, studio_swing, quantize), 1.0)
 
 
-def ssim_y(x: torch.Tensor, y: torch.Tensor, studio_swing: bool = False) -> torch.Tensor:
+def ssim_y(x: torch.Tensor, y: torch.Tensor, studio_swing: bool = False, quantize: bool = False) -> torch.Tensor:
     """SSIM on the Y channel of RGB images in ``[0, 1]``. ``[B, 3, H, W]`` x2 -> ``[B]``."""
-    return ssim(rgb_to_luma(x, studio_swing), rgb_to_luma(y, studio_swing), 1.0)
+    return ssim(rgb_to_luma(x, studio_swing, quantize), rgb_to_luma(y, studio_swing, quantize), 1.0)

@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 
 import bilevel
 from bilevel import Group, LowerLevel
-from datasets.splits import split_indices
+from datasets.splits import split_train_val
 from nas.classification import data as cdata
 from nas.network import DartsNetwork, count_parameters
 from nas.ops import DARTS_PRIMITIVES
@@ -163,7 +163,7 @@ class ClassificationTask(Task):
         if s.val_fraction <= 0:
             self.split_note = "validation: none (val_fraction 0); the latest model is kept, as DARTS"
             return train, None
-        train_idx, val_idx = split_indices(len(train), s.val_fraction, s.seed)
+        train_idx, val_idx = split_train_val(len(train), s.val_fraction, s.seed)
         plain = (cdata.synthetic("train", s.synthetic_train, seed=s.seed) if s.data is None
                  else cdata.cifar10(s.data, train=True))
         self.split_note = (f"validation: {len(val_idx)} of the {len(train)} training images held out "

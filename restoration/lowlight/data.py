@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 
 from datasets import DataError, PairedFolder, SyntheticLowLight, UnpairedFolder
 from datasets.paired import PAIR_DIRS, SPLIT_DIRS
-from datasets.splits import split_indices
+from datasets.splits import split_train_val
 from datasets.synthetic_lowlight import DEFAULT_SIZE
 from datasets.transforms import as_hw, paired_random_crop, paired_random_flip
 
@@ -141,7 +141,10 @@ class _Folder:
             self.train_idx, self.val_idx, self.val = list(range(n)), [], val
             self.note = f"validation: {len(val)} images of '{root / 'val'}'"  # type: ignore[arg-type]
         else:
-            self.train_idx, self.val_idx = split_indices(n, s.val_fraction, s.seed)
+            if n < 2 and s.val_fraction > 0:
+                raise DataError(f"'{root}' has {n} training image: holding one out for validation needs at least "
+                                "2; add images, a val/ folder, or pass --val-fraction 0")
+            self.train_idx, self.val_idx = split_train_val(n, s.val_fraction, s.seed)
             full = open_folder(str(root), "train", s.pad_multiple)
             self.val = AugmentedView(full, self.val_idx, None, False, s.seed) if self.val_idx else None
             where = getattr(self.base, "input_dir", getattr(self.base, "folder", root))

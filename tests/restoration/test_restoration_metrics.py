@@ -58,3 +58,28 @@ def test_identical_images():
     x, _ = _pair(torch.float32)
     assert torch.isinf(psnr(x, x)).all()
     assert torch.allclose(ssim(x, x), torch.ones(2), atol=1e-6)
+
+
+def test_matlab_rgb2ycbcr_convention_against_numpy():
+    """MATLAB: Y = uint8(16 + (65.481 R + 128.553 G + 24.966 B) / 255) on uint8 RGB, then PSNR
+    with peak 255 and Wang's SSIM with L = 255, written in numpy/skimage on the 0..255 scale."""
+    from restoration.metrics import Y_MATLAB
+
+    x, y = _pair()
+    x8 = np.floor(x.numpy() * 255 + 0.5)  # what an 8-bit PNG of x holds
+    y8 = np.floor(y.numpy() * 255 + 0.5)
+    coef = np.array([65.481, 128.553, 24.966]).reshape(1, 3, 1, 1)
+
+    def y_matlab(rgb8):
+        return np.floor((rgb8 * coef).sum(1) / 255.0 + 16.0 + 0.5)
+
+    ya, yb = y_matlab(x8), y_matlab(y8)
+    assert ya.min() >= 16 and ya.max() <= 235
+    py, sy = psnr_y(x, y, **Y_MATLAB), ssim_y(x, y, **Y_MATLAB)
+    for i in range(2):
+        mse = np.mean((ya[i] - yb[i]) ** 2)
+        assert py[i].item() == pytest.approx(10 * np.log10(255.0**2 / mse), abs=1e-6)
+        expect = structural_similarity(ya[i], yb[i], **{**SK_SSIM, "data_range": 255.0})
+        assert sy[i].item() == pytest.approx(expect, abs=1e-6)
+    # the rounding matters: values differ from the unrounded studio-swing Y
+    assert (py - psnr_y(x, y, studio_swing=True)).abs().max() > 1e-4
