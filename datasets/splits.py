@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from datasets.errors import DataError
+
 __all__ = ["split_train_val"]
 
 
@@ -19,7 +21,7 @@ def split_train_val(n: int, fraction: float = 0.1, seed: int = 0) -> tuple[list[
     if fraction == 0.0:
         return list(range(n)), []
     if n < 2:
-        raise ValueError(f"need at least 2 items to split off a validation set, got {n}")
+        raise DataError(f"need at least 2 items to split off a validation set, found {n}; add items")
     n_val = min(n - 1, max(1, round(n * fraction)))
     perm = np.random.default_rng(seed).permutation(n)
     return sorted(perm[n_val:].tolist()), sorted(perm[:n_val].tolist())

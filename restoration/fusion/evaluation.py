@@ -1,0 +1,114 @@
+"""Evaluation helpers of the fusion task: fuse a batch, score items or a folder of fused images made
+elsewhere, and draw a labelled ``infrared | visible | fused`` grid for ``--save-images``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from datasets.errors import DataError
+from datasets.fusion import read_fusion_image
+from datasets.io import is_image_file
+from restoration.fusion.color import fuse_color
+from restoration.fusion.metrics import fusion_metrics
+
+__all__ = ["restore", "score_item", "score_predictions", "labelled_grid"]
+
+
+@torch.no_grad()
+def restore(network: nn.Module | Callable[[torch.Tensor, torch.Tensor], torch.Tensor], batch: dict) -> list[dict]:
+    """Fuse a batch and crop every item back to its size.
+
+    Args:
+        network: gray fusion ``(ir [N,1,H,W], vi_y [N,1,H,W]) -> [N,1,H,W]``; run on its device.
+        batch: collated items ``{"ir": [N,1,H,W], "vi": [N,C,H,W], "name": [N] str, "size": [N,2]}``.
+
+    Returns:
+        Per item ``{"name": str, "fused": [C,h,w], "ir": [1,h,w], "vi": [C,h,w]}`` on the CPU, where
+        ``C`` is the visible channel count (RGB fusion keeps the visible colour, ``fuse_color``).
+    """
+    params = list(network.parameters()) if isinstance(network, nn.Module) else []
+    device = params[0].device if params else batch["ir"].device
+    ir, vi = batch["ir"].to(device), batch["vi"].to(device)
+    fused = fuse_color(network, ir, vi).clamp(0.0, 1.0).cpu()
+    out = []
+    for i, name in enumerate(batch["name"]):
+        h, w = (int(v) for v in batch["size"][i])
+        out.append({"name": name, "fused": fused[i, :, :h, :w], "ir": batch["ir"][i, :, :h, :w].cpu(),
+                    "vi": batch["vi"][i, :, :h, :w].cpu()})
+    return out
+
+
+def score_item(item: dict, names: Sequence[str] | None = None, textbook_ssim: bool = False) -> dict[str, float]:
+    """Fusion metrics of one ``restore`` item (evaluator conventions, see ``metrics``): name -> value."""
+    vals = fusion_metrics(item["fused"][None], item["ir"][None], item["vi"][None], names=names,
+                          textbook_ssim=textbook_ssim)
+    return {k: float(v[0]) for k, v in vals.items()}
+
+
+def score_predictions(pred_dir: str | Path, dataset, names: Sequence[str] | None = None,
+                      textbook_ssim: bool = False) -> list[dict]:
+    """Score fused images made elsewhere, matched to ``dataset`` pairs by file name (stem; any extension).
+
+    Returns one row per pair: ``{"name": str, <metric>: float, ...}``. A pair without a fused image is a
+    one-line ``DataError``; a fused image of another size too.
+    """
+    folder = Path(pred_dir)
+    if not folder.is_dir():
+        raise DataError(f"predictions folder '{folder}' does not exist; pass the folder of fused images")
+    found = {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and is_image_file(p)}
+    rows = []
+    for index in range(len(dataset)):
+        item = dataset[index]
+        stem = Path(item["name"]).stem
+        if stem not in found:
+            raise DataError(f"no fused image for '{item['name']}' in '{folder}' (looked for '{stem}.*'); add it")
+        fused = read_fusion_image(found[stem], gray=item["vi"].shape[0] == 1)
+        if fused.shape[-2:] != item["ir"].shape[-2:]:
+            raise DataError(f"'{found[stem]}' is {fused.shape[1]}x{fused.shape[2]} but the sources are "
+                            f"{item['ir'].shape[1]}x{item['ir'].shape[2]}; fused images must keep the source size")
+        rows.append({"name": item["name"], **score_item({"fused": fused, "ir": item["ir"], "vi": item["vi"]},
+                                                        names, textbook_ssim)})
+    return rows
+
+
+def _label(width: int, text: str, height: int = 16) -> np.ndarray:
+    strip = np.zeros((height, width, 3), np.uint8)
+    cv2.putText(strip, text, (3, height - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+    return strip
+
+
+def labelled_grid(items: Sequence[dict], gap: int = 2) -> torch.Tensor:
+    """One row per item, columns ``infrared | visible | fused`` under a label strip.
+
+    ``items``: ``restore`` outputs. Returns ``[3, H_total, W_total]`` in ``[0, 1]`` (for ``write_image``).
+    """
+    if not items:
+        raise ValueError("no items to draw")
+    rows = []
+    width = None
+    for item in items:
+        cols = [t.expand(3, -1, -1) if t.shape[0] == 1 else t for t in (item["ir"], item["vi"], item["fused"])]
+        h = cols[0].shape[1]
+        sep = torch.ones(3, h, gap)
+        row = torch.cat([cols[0], sep, cols[1], sep, cols[2]], dim=2)
+        width = row.shape[2] if width is None else width
+        if row.shape[2] != width:  # pad narrower rows on the right
+            row = torch.cat([row, torch.zeros(3, h, width - row.shape[2])], 2) if row.shape[2] < width else row[..., :width]
+        rows.append(row)
+    w_col = items[0]["ir"].shape[2]
+    header = np.concatenate([_label(w_col, "infrared"), np.full((16, gap, 3), 255, np.uint8),
+                             _label(w_col, "visible"), np.full((16, gap, 3), 255, np.uint8),
+                             _label(w_col, "fused")], axis=1)
+    head = torch.from_numpy(header).permute(2, 0, 1).float() / 255.0
+    head = head[..., :width] if head.shape[2] >= width else torch.cat([head, torch.zeros(3, 16, width - head.shape[2])], 2)
+    body = []
+    for row in rows:
+        body += [row, torch.ones(3, gap, width)]
+    return torch.cat([head] + body[:-1], dim=1).clamp(0, 1)
