@@ -154,3 +154,24 @@ def test_synthetic_3d_small():
     assert set(torch.unique(item["fixed_seg"]).tolist()) <= {0, 1, 2, 3}
     train = SyntheticRegistration("train", 3, size=12, count=2)
     assert not np.array_equal(train.source(0)[0], ds.source(0)[0])
+
+
+def test_task_sets_split_training_subjects_and_keep_test_apart(tmp_path):
+    from restoration.registration.data import search_sets, test_set, train_sets
+
+    for i in range(10):
+        _npz(tmp_path / f"s{i}.npz", value=float(i + 2))
+    cfg = {"data": str(tmp_path), "val_pairs": 3, "val_fraction": 0.2}
+    lower, upper = search_sets(cfg)
+    train, val = train_sets(cfg)
+    test = test_set(str(tmp_path), cfg)
+    names = lambda ds: {part for k in range(len(ds)) for part in ds[k]["name"].split("_to_")}
+    assert not names(lower) & names(upper)
+    assert names(lower) | names(upper) == names(train)
+    assert not names(test) & (names(train) | names(val)) and not names(val) & names(train)
+    assert len(val) == 3 and [val[k]["name"] for k in range(3)] == [val[k]["name"] for k in range(3)]
+    val.verify()
+    with pytest.raises(ValueError, match="unknown registration setting"):
+        train_sets({"date": "x"})
+    lo, up = search_sets({"size": 16, "synthetic_count": 12})
+    assert len(lo) + len(up) == 12 and lo[0]["moving"].shape == (1, 16, 16)
