@@ -7,10 +7,11 @@
 """
 from .base import Hypergradient, Method, OptionError
 from .hypergradient import hypergradient, make_method
+from .groups import Group, GroupedLoop, LowerLevel
 from .loop import BilevelLoop, NonFiniteError
 from .memory import saved_tensor_bytes
 from .methods import METHODS
 from .problem import BilevelProblem, call
 
-__all__ = ["BilevelProblem", "BilevelLoop", "Hypergradient", "METHODS", "Method", "NonFiniteError",
+__all__ = ["BilevelProblem", "BilevelLoop", "Group", "GroupedLoop", "LowerLevel", "Hypergradient", "METHODS", "Method", "NonFiniteError",
            "OptionError", "call", "hypergradient", "make_method", "saved_tensor_bytes"]

@@ -49,15 +49,26 @@ class BilevelLoop:
         amp: mixed precision (CUDA only) for the lower training step; hypergradients stay in the
             variables' precision, where second derivatives are safe.
         hooks: ``hook(loop, stats)`` called after every step (logging, checkpointing).
+        shared: a dict shared by loops over the same lower variables (``GroupedLoop`` passes one
+            per lower level) so that a method's auxiliary variables get one optimizer.
 
-    ``step`` returns floats: step, lower_loss, upper_loss, hypergrad_norm, lower_grad_norm (NaN
-    unless ``lower_grad_clip`` is set), hypergrad_time_s. A NaN/Inf loss or gradient raises ``NonFiniteError`` naming the step.
+    Auxiliary upper variables a method adds (IAPTT-GM's initial point) get the optimizer the method
+    asks for (``method.auxiliary_optimizer(params)``), else they join ``upper_optimizer``.
+    A method that ``updates_lower`` (first-order / value-function methods) hands its own direction
+    for the lower variables with the hypergradient; the next ``lower_step`` applies it instead of
+    the lower loss gradient.
+
+    ``step`` returns floats: step, lower_loss, upper_loss, hypergrad_norm, hypergrad_time_s, and
+    lower_grad_norm when ``lower_grad_clip`` is set. A NaN/Inf loss or gradient raises
+    ``NonFiniteError`` naming the step. ``state_dict``/``load_state_dict``: step count, auxiliary
+    variables, their optimizer and the method's own state (the optimizers passed in are the
+    caller's to save).
     """
 
     def __init__(self, problem: BilevelProblem, method: str, upper_optimizer: torch.optim.Optimizer,
                  lower_optimizer: torch.optim.Optimizer, method_options: dict[str, Any] | None = None,
                  lower_steps: int = 1, grad_clip: float | None = None, lower_grad_clip: float | None = None,
-                 amp: bool = False, hooks: Iterable[Hook] = ()) -> None:
+                 amp: bool = False, hooks: Iterable[Hook] = (), shared: dict[str, Any] | None = None) -> None:
         self.problem = problem
         self.method = make_method(method, method_options)
         self.upper_optimizer = upper_optimizer
@@ -70,13 +81,30 @@ class BilevelLoop:
         self.scaler = torch.amp.GradScaler("cuda") if self.amp else None
         self.hooks = list(hooks)
         self.step_count = 0
+        self.shared: dict[str, Any] = {} if shared is None else shared
+        self._lower_direction: dict[str, Tensor] | None = None
+
+    @property
+    def auxiliary_optimizer(self) -> torch.optim.Optimizer:
+        """The optimizer of the auxiliary variables (the method's own, or the upper optimizer)."""
+        return self.shared.get("auxiliary_optimizer", self.upper_optimizer)
 
     def adopt_auxiliary(self) -> None:
-        """Add auxiliary upper variables a method created (IAPTT-GM's initial point) to the upper optimizer."""
-        held = {id(p) for g in self.upper_optimizer.param_groups for p in g["params"]}
-        new = [t for t in self.problem.auxiliary.values() if id(t) not in held]
+        """Give auxiliary upper variables a method created (IAPTT-GM's initial point) an optimizer:
+        the one the method asks for, else the upper optimizer's new param group."""
+        aux = list(self.problem.auxiliary.values())
+        if not aux:
+            return
+        if "auxiliary_optimizer" not in self.shared:
+            make = getattr(self.method, "auxiliary_optimizer", None)
+            own = make(aux) if callable(make) else None
+            self.shared["own_auxiliary_optimizer"] = own is not None
+            self.shared["auxiliary_optimizer"] = self.upper_optimizer if own is None else own
+        opt = self.shared["auxiliary_optimizer"]
+        held = {id(p) for g in opt.param_groups for p in g["params"]}
+        new = [t for t in aux if id(t) not in held]
         if new:
-            self.upper_optimizer.add_param_group({"params": new})
+            opt.add_param_group({"params": new})
 
     def upper_step(self, lower_batch: Any, upper_batch: Any) -> dict[str, Any]:
         """Hypergradient of the upper variables, written to ``.grad``, then one upper step."""
@@ -93,12 +121,19 @@ class BilevelLoop:
         norm = _clip(variables.values(), self.grad_clip)
         self.upper_optimizer.step()
         self.upper_optimizer.zero_grad(set_to_none=True)
+        aux_opt = self.auxiliary_optimizer
+        if aux_opt is not self.upper_optimizer:
+            aux_opt.step()
+            aux_opt.zero_grad(set_to_none=True)
+        self._lower_direction = getattr(hg, "lower", None) if getattr(self.method, "updates_lower", False) else None
         return {"upper_loss": d.get("upper_loss", float("nan")), "hypergrad_norm": norm,
                 "hypergrad_time_s": d["time_s"]}
 
     def lower_step(self, lower_batch: Any) -> dict[str, Any]:
         """``lower_steps`` optimizer steps on the lower loss (upper variables held fixed)."""
         p = self.problem
+        if self._lower_direction is not None:
+            return self._apply_lower_direction()
         upper = {k: v.detach() for k, v in p.upper.items()}
         loss_value, norm = float("nan"), float("nan")
         for _ in range(self.lower_steps):
@@ -120,7 +155,26 @@ class BilevelLoop:
                     _check("lower gradient norm", norm, self.step_count)
                 self.lower_optimizer.step()
         self.lower_optimizer.zero_grad(set_to_none=True)
-        return {"lower_loss": loss_value, "lower_grad_norm": norm}
+        out = {"lower_loss": loss_value}
+        if norm == norm:  # a norm is only computed when clipping (or under AMP)
+            out["lower_grad_norm"] = norm
+        return out
+
+    def _apply_lower_direction(self) -> dict[str, Any]:
+        """One lower optimizer step along the direction a joint method returned."""
+        direction, self._lower_direction = self._lower_direction, None
+        self.lower_optimizer.zero_grad(set_to_none=True)
+        for name, t in self.problem.lower.items():
+            g = direction.get(name)
+            t.grad = None if g is None else g.to(t.dtype)
+            if g is not None:
+                _check(f"lower direction of {name!r}", t.grad, self.step_count)
+        out: dict[str, Any] = {"lower_loss": float("nan")}
+        if self.lower_grad_clip is not None:
+            out["lower_grad_norm"] = _clip(self.problem.lower.values(), self.lower_grad_clip)
+        self.lower_optimizer.step()
+        self.lower_optimizer.zero_grad(set_to_none=True)
+        return out
 
     def step(self, lower_batch: Any, upper_batch: Any, update_upper: bool = True,
              update_lower: bool = True) -> dict[str, Any]:
@@ -134,3 +188,31 @@ class BilevelLoop:
             hook(self, stats)
         self.step_count += 1
         return stats
+
+    # -- checkpoints -----------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Step count, auxiliary variables (detached), their own optimizer and the method's state."""
+        aux_opt = self.shared.get("auxiliary_optimizer") if self.shared.get("own_auxiliary_optimizer") else None
+        method_state = getattr(self.method, "state_dict", None)
+        return {"step": self.step_count,
+                "auxiliary": {k: v.detach().clone() for k, v in self.problem.auxiliary.items()},
+                "auxiliary_optimizer": None if aux_opt is None else aux_opt.state_dict(),
+                "method": method_state() if callable(method_state) else {}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` saved (call before the first step of a resumed run)."""
+        self.step_count = int(state["step"])
+        aux = self.problem.auxiliary
+        device = next(iter(self.problem.lower.values())).device
+        for k, v in state["auxiliary"].items():
+            if k in aux:
+                with torch.no_grad():
+                    aux[k].copy_(v)
+            else:
+                aux[k] = v.to(device).requires_grad_(True)
+        self.adopt_auxiliary()
+        if state.get("auxiliary_optimizer") is not None and self.shared.get("own_auxiliary_optimizer"):
+            self.shared["auxiliary_optimizer"].load_state_dict(state["auxiliary_optimizer"])
+        load_method = getattr(self.method, "load_state_dict", None)
+        if callable(load_method) and state.get("method"):
+            load_method(state["method"])

@@ -10,10 +10,11 @@ import torch
 
 from bilevel import METHODS
 
+from tasks import Settings
+
 from .errors import UserError
 from .registry import TASKS, get_task
 
-BUDGET_KEYS = ("epochs", "max_steps")
 
 
 def parse_option(text: str) -> tuple[str, Any]:
@@ -38,26 +39,41 @@ def task_from_argv(argv: Sequence[str] | None) -> str | None:
 
 
 def add_common(parser: argparse.ArgumentParser, stage: str, task_name: str | None) -> None:
-    """Flags of ``search`` and ``train``: task, data, budget, output, device, seed, resume."""
-    parser.add_argument("--task", required=True, choices=sorted(TASKS),
-                        help="application to run; '--task T --help' lists the task's own flags too")
+    """Flags of ``search`` and ``train``: task, recipe, data, budget, output, device, seed, resume."""
+    parser.add_argument("--task", required=True, metavar="TASK",
+                        help=f"application to run: {', '.join(sorted(TASKS))}; '--task T --help' lists the "
+                             "task's own flags and recipes too")
+    parser.add_argument("--recipe", default=None,
+                        help="named recipe of defaults (default: 'default'; e.g. lowlight's 'ruas' is the "
+                             "paper's procedure as published); the task's --help lists them")
     parser.add_argument("--data", default=None,
                         help="dataset folder (layouts in the README); default: the task's embedded synthetic data")
-    parser.add_argument("--epochs", type=int, default=None, help="number of epochs (default: the task's)")
+    parser.add_argument("--epochs", type=int, default=None, help="number of epochs (default: the recipe's)")
     parser.add_argument("--max-steps", type=int, default=None,
                         help="stop after this many optimisation steps in total (default: no limit)")
-    parser.add_argument("--batch-size", type=int, default=None, help="batch size (default: the task's)")
+    parser.add_argument("--batch-size", type=int, default=None, help="batch size (default: the recipe's)")
     parser.add_argument("--out", default=None, help=f"run folder (default: runs/{stage}-TASK)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                         help="auto: cuda when available, else cpu")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     parser.add_argument("--workers", type=int, default=None, help="data loader worker processes (default 0)")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint.pt")
-    parser.add_argument("--force", action="store_true", help="write into an existing, non-empty --out")
+    parser.add_argument("--save-every", type=int, default=None, metavar="N",
+                        help="write checkpoint.pt every N steps (default: about every 10 minutes); it is "
+                             "also written at every epoch end and on Ctrl-C / SIGTERM")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out from its checkpoint.pt (a folder without one starts "
+                             "the run there)")
+    parser.add_argument("--force", action="store_true",
+                        help="start clean in an existing --out: the files this command writes are removed first")
     parser.add_argument("--config", default=None,
-                        help="JSON file of settings (keys as in a run's config.json); flags given override it")
+                        help="JSON file of settings (keys as in a run's config.json; unknown keys are errors); "
+                             "flags given override it")
     if task_name in TASKS:
-        TASKS[task_name]().add_arguments(parser, stage)
+        task = TASKS[task_name]()
+        task.add_arguments(parser, stage)
+        if stage in ("search", "train"):
+            recipes = ", ".join(task.recipes)
+            parser.epilog = f"task {task_name!r}: recipes {recipes}; data: {task.data_help}"
 
 
 def add_search_flags(parser: argparse.ArgumentParser) -> None:
@@ -67,7 +83,8 @@ def add_search_flags(parser: argparse.ArgumentParser) -> None:
                         help="option of the method's config, repeatable (e.g. --method cg --option iters=10)")
 
 
-def load_config_file(path: str | None) -> dict[str, Any]:
+def load_config_file(path: str | None, task: str) -> dict[str, Any]:
+    """The settings of a ``--config`` JSON file (``task`` may appear only with the value of ``--task``)."""
     if path is None:
         return {}
     p = Path(path)
@@ -79,28 +96,31 @@ def load_config_file(path: str | None) -> dict[str, Any]:
         raise UserError(f"config file {p} is not valid JSON ({e}); fix it or drop --config")
     if not isinstance(data, dict):
         raise UserError(f"config file {p} must hold a JSON object of settings")
+    if "task" in data and data.pop("task") != task:
+        raise UserError(f"config file {p} sets task; the task comes from --task only (remove the key)")
+    for key in ("stage", "split"):  # written by the runs for the record, not settings
+        data.pop(key, None)
     return data
 
 
-def resolve(args: argparse.Namespace, stage: str) -> dict[str, Any]:
-    """Task defaults, then the ``--config`` file, then the flags given on the command line."""
+#: flags that are not settings
+NOT_SETTINGS = {"config", "resume", "force", "out", "option", "genotype", "hparams", "from_run", "task", "device"}
+
+
+def resolve(args: argparse.Namespace, stage: str) -> Settings:
+    """The recipe's defaults for ``stage``, then the ``--config`` file, then the flags given."""
     task = get_task(args.task)
-    defaults = dict(task.search_defaults if stage == "search" else task.train_defaults)
-    config: dict[str, Any] = {"task": args.task, "seed": 0, "workers": 0, "max_steps": None, **defaults}
-    config.update(load_config_file(args.config))
-    skip = {"config", "resume", "force", "out", "option", "genotype", "task"}
-    for key, value in vars(args).items():
-        if key not in skip and value is not None:
-            config[key] = value
+    file_values = load_config_file(args.config, args.task)
+    recipe = args.recipe or file_values.get("recipe") or "default"
+    settings = task.settings(stage, recipe)
+    settings = settings.replace(file_values, source=f"config file {args.config}")
+    flags = {k: v for k, v in vars(args).items() if k not in NOT_SETTINGS and v is not None}
     if stage == "search":
-        config["method"] = config.get("method") or task.default_method
-        config["method_options"] = {**config.get("method_options", {}), **dict(args.option)}
-    for key in ("epochs", "batch_size"):
-        if not isinstance(config.get(key), int) or config[key] < 1:
-            raise UserError(f"{key} must be a positive integer, got {config.get(key)!r}")
-    if config["max_steps"] is not None and config["max_steps"] < 1:
-        raise UserError(f"--max-steps must be >= 1, got {config['max_steps']}")
-    return config
+        flags["method_options"] = {**settings.method_options, **dict(args.option)}
+    settings = settings.replace(flags, source="command line")
+    if stage == "search" and settings.method is None:
+        settings = settings.replace({"method": task.default_method})
+    return settings
 
 
 def device_of(name: str) -> torch.device:

@@ -7,13 +7,15 @@ from typing import Callable, Sequence
 from bilevel import NonFiniteError, OptionError
 from datasets.errors import DataError
 from nas.genotype import GenotypeError
+from tasks.results import HparamsError
+from tasks.settings import SettingsError
 
 
 class UserError(Exception):
     """A mistake in the command line, a file or a folder; the message says what to do."""
 
 
-USER_ERRORS = (UserError, DataError, GenotypeError, OptionError, NonFiniteError)
+USER_ERRORS = (UserError, DataError, GenotypeError, OptionError, NonFiniteError, SettingsError, HparamsError)
 
 
 def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:

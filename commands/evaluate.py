@@ -7,12 +7,12 @@ import io
 from pathlib import Path
 from typing import Any, Sequence
 
-from nas.genotype import Genotype
+from tasks import SearchResult
 
 from .config import device_of
 from .errors import UserError
 from .evaluation import evaluate
-from .registry import TASKS, get_task
+from .registry import get_task
 from .runs import atomic_write_bytes, load_torch, prepare_folder, write_json
 
 DESCRIPTION = """Evaluate a model.pt written by train.py: prints a table of the task's metrics and writes,
@@ -27,12 +27,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="benchmark folder (layouts in the README); default: the task's embedded test split")
     parser.add_argument("--out", default=None, help="output folder (default: eval/ beside the checkpoint)")
     parser.add_argument("--save-images", action="store_true", help="write the network's outputs (image tasks)")
-    parser.add_argument("--task", default=None, choices=sorted(TASKS),
+    parser.add_argument("--task", default=None, metavar="TASK",
                         help="refuse a checkpoint of any other task (default: the checkpoint's task)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                         help="auto: cuda when available, else cpu")
     parser.add_argument("--batch-size", type=int, default=None, help="evaluation batch size (default: the task's)")
-    parser.add_argument("--force", action="store_true", help="write into an existing, non-empty --out")
+    parser.add_argument("--force", action="store_true", help="start clean in an existing --out: its metrics.json, per_image.csv and images/ are removed first")
     return parser
 
 
@@ -44,11 +44,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.task is not None and args.task != ckpt["task"]:
         raise UserError(f"{args.checkpoint} is a model of task {ckpt['task']!r}, not {args.task!r}")
     task = get_task(ckpt["task"])
-    config = dict(ckpt["config"])
-    config["workers"] = 0
-    genotype = Genotype.from_dict(ckpt["genotype"])
-    task.check_genotype(genotype, source=str(args.checkpoint))
-    net = task.build_network(genotype, config)
+    s = task.Settings.from_dict(ckpt["config"], source=str(args.checkpoint)).replace({"workers": 0})
+    result = SearchResult.from_dict(ckpt)
+    task.check_result(result, source=str(args.checkpoint))
+    net = task.build_network(result, s)
     try:
         net.load_state_dict(ckpt["state_dict"])
     except RuntimeError as e:
@@ -56,12 +55,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError(f"{args.checkpoint}: weights do not fit the network of its genotype ({first[0].strip()})")
     device = device_of(args.device)
     net.to(device)
-    dataset = task.test_data(args.data, config)
-    out = prepare_folder(args.out or Path(args.checkpoint).parent / "eval", False, args.force, "")
+    dataset = task.test_data(args.data, s)
+    out = prepare_folder(args.out or Path(args.checkpoint).parent / "eval", False, args.force, "",
+                         owned=("metrics.json", "per_image.csv", "images"))
     images = out / "images" if args.save_images else None
     if images is not None:
         images.mkdir(exist_ok=True)
-    means, records, _ = evaluate(task, net, dataset, config, device, save_dir=images, batch_size=args.batch_size)
+    means, records, _ = evaluate(task, net, dataset, s, device, save_dir=images, batch_size=args.batch_size)
     write_json(out / "metrics.json", means)
     _write_records(out / "per_image.csv", records)
     _print_table(task.name, args.data or "embedded test split", means)

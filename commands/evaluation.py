@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from nas.task import Config, Task
+from tasks import Settings, Task
 
 from .data import loader, to_device
 
@@ -16,7 +16,7 @@ from .data import loader, to_device
 def mean_metrics(task: Task, records: list[dict[str, Any]]) -> dict[str, float]:
     """Mean of each of the task's metric keys over the records that have it, plus ``count``."""
     out: dict[str, float] = {}
-    for key in task.metric_keys:
+    for key in task.metrics:
         values = [float(r[key]) for r in records if key in r]
         if values:
             out[key] = sum(values) / len(values)
@@ -24,7 +24,7 @@ def mean_metrics(task: Task, records: list[dict[str, Any]]) -> dict[str, float]:
     return out
 
 
-def evaluate(task: Task, net: torch.nn.Module, dataset: Dataset, config: Config, device: torch.device,
+def evaluate(task: Task, net: torch.nn.Module, dataset: Dataset, s: Settings, device: torch.device,
              save_dir: Path | None = None, progress: bool = True,
              batch_size: int | None = None
              ) -> tuple[dict[str, float], list[dict[str, Any]], dict[str, Any] | None]:
@@ -34,8 +34,8 @@ def evaluate(task: Task, net: torch.nn.Module, dataset: Dataset, config: Config,
     net.eval()
     records: list[dict[str, Any]] = []
     first = None
-    bs = batch_size or int(config.get("eval_batch_size", 1))
-    batches = loader(dataset, bs, 0, 0, shuffle=False, drop_last=False, workers=int(config.get("workers", 0)))
+    bs = batch_size or int(getattr(s, "eval_batch_size", 1))
+    batches = loader(dataset, bs, 0, 0, shuffle=False, drop_last=False, workers=s.workers)
     with torch.no_grad():
         for batch in tqdm(batches, desc="evaluate", unit="batch", disable=not progress, dynamic_ncols=True):
             batch = to_device(batch, device)

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from nas.classification import ClassificationTask
-from nas.task import Task
 from restoration.lowlight.task import LowLightTask
+from tasks import Task
 
 from .errors import UserError
 

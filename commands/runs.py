@@ -5,6 +5,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -52,39 +53,54 @@ def load_torch(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
     return obj
 
 
-def prepare_folder(out: str | os.PathLike[str], resume: bool, force: bool, marker: str) -> Path:
-    """Create the run folder. An existing non-empty folder is refused unless ``resume`` (it must
-    then hold ``marker``) or ``force`` (files are overwritten as the run writes them)."""
+def prepare_folder(out: str | os.PathLike[str], resume: bool, force: bool, marker: str,
+                   owned: tuple[str, ...] = ()) -> Path:
+    """Create the run folder. An existing non-empty folder is refused unless ``resume`` (continued
+    from ``marker`` when it holds one, else the run starts there) or ``force`` (the files the
+    command writes, ``owned``, are removed first; nothing else is touched)."""
     path = Path(out)
-    if resume:
-        if not (path / marker).is_file():
-            raise UserError(f"cannot resume: {path / marker} does not exist; start a new run without --resume")
-        return path
     if path.exists() and not path.is_dir():
         raise UserError(f"--out {path} is a file; give a folder")
-    if path.is_dir() and any(path.iterdir()) and not force:
-        raise UserError(f"run folder {path} exists and is not empty; pass --resume to continue it, "
-                        "--force to overwrite it, or another --out")
+    if resume:
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    if path.is_dir() and any(path.iterdir()):
+        if not force:
+            raise UserError(f"run folder {path} exists and is not empty; pass --resume to continue it, "
+                            "--force to start it again, or another --out")
+        for name in owned:
+            target = path / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def open_run(args: Any, kind: str) -> tuple[Path, dict[str, Any] | None, dict[str, Any] | None]:
-    """The run folder of ``args.out`` (default ``runs/KIND-TASK``); on ``--resume`` also its
-    checkpoint (which must be a ``kind`` run of ``args.task``) and its config, with the budget
-    flags given now (``--epochs``, ``--max-steps``) applied over it."""
-    run_dir = prepare_folder(args.out or f"runs/{kind}-{args.task}", args.resume, args.force, "checkpoint.pt")
+def open_run(args: Any, kind: str, owned: tuple[str, ...]) -> tuple[Path, dict[str, Any] | None]:
+    """The run folder of ``args.out`` (default ``runs/KIND-TASK``) and, on ``--resume`` when the
+    folder holds one, its checkpoint (which must be a ``kind`` run of ``args.task``)."""
+    run_dir = prepare_folder(args.out or f"runs/{kind}-{args.task}", args.resume, args.force, "checkpoint.pt",
+                             owned)
+    marker = run_dir / "checkpoint.pt"
     if not args.resume:
-        return run_dir, None, None
-    ckpt = load_torch(run_dir / "checkpoint.pt", "checkpoint")
+        return run_dir, None
+    if not marker.is_file():
+        print(f"no checkpoint.pt in {run_dir} yet: starting the run there")
+        return run_dir, None
+    ckpt = load_torch(marker, "checkpoint")
     if ckpt["kind"] != kind or ckpt["task"] != args.task:
-        raise UserError(f"{run_dir / 'checkpoint.pt'} is a {ckpt['kind']} checkpoint of task "
+        raise UserError(f"{marker} is a {ckpt['kind']} checkpoint of task "
                         f"{ckpt['task']!r}, not a {kind} run of {args.task!r}")
-    config = dict(ckpt["config"])
-    for key in ("epochs", "max_steps"):
-        if getattr(args, key) is not None:
-            config[key] = getattr(args, key)
-    return run_dir, ckpt, config
+    return run_dir, ckpt
+
+
+def resumed_settings(task: Any, ckpt: dict[str, Any], args: Any) -> Any:
+    """The checkpoint's settings with the budget flags given now (``--epochs``, ``--max-steps``,
+    ``--save-every``) applied."""
+    budget = {k: getattr(args, k) for k in ("epochs", "max_steps", "save_every") if getattr(args, k) is not None}
+    return task.Settings.from_dict(ckpt["config"], source="checkpoint").replace(budget, source="command line")
 
 
 class MetricsCSV:

@@ -1,25 +1,34 @@
-"""``search.py``: architecture (and loss-weight) search with any hypergradient method."""
+"""``search.py``: architecture and/or hyper-parameter search with any hypergradient method."""
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 from tqdm import tqdm
 
-from bilevel import BilevelLoop
+from bilevel import GroupedLoop
 from nas.plot import plot_genotype
+from tasks import SearchResult, Settings, Task
+from tasks.results import GENOTYPE_FILE, HPARAMS_FILE, hparams_to_json
 
 from .config import add_common, add_search_flags, device_of, resolve, task_from_argv
 from .data import loader, steps_per_epoch, to_device
+from .errors import UserError
 from .registry import get_task
-from .runs import MetricsCSV, open_run, save_torch, write_json
+from .runs import MetricsCSV, atomic_write_bytes, open_run, resumed_settings, save_torch, write_json
+from .session import SaveClock, Stopper
 from .state import Averages, rng_state, set_rng_state
 
-DESCRIPTION = """Search an architecture for a task with bilevel optimisation: the supernet weights are
-the lower variables, the architecture (and any loss weights) the upper ones. Writes, in --out:
-genotype.json, genotype.png, config.json, checkpoint.pt, metrics.csv (one row per epoch)."""
+DESCRIPTION = """Search an architecture (and/or learn hyper-parameters) for a task with bilevel optimisation:
+network weights are the lower variables, architecture weights and hyper-parameters the upper ones,
+in one or more groups with their own schedules. Writes, in --out: genotype.json and genotype.png
+(tasks that search cells), hparams.json (tasks that learn hyper-parameters), config.json,
+checkpoint.pt (every --save-every steps, every epoch and on Ctrl-C), metrics.csv (one row per epoch)."""
+
+OWNED = ("genotype.json", "genotype.png", "hparams.json", "config.json", "checkpoint.pt", "metrics.csv")
 
 
 def build_parser(argv: Sequence[str] | None) -> argparse.ArgumentParser:
@@ -29,104 +38,131 @@ def build_parser(argv: Sequence[str] | None) -> argparse.ArgumentParser:
     return parser
 
 
+class _Search:
+    """The state of one search run: setup, loop, position, running averages."""
+
+    def __init__(self, task: Task, s: Settings, device: torch.device, run_dir: Path) -> None:
+        self.task, self.s, self.run_dir = task, s, run_dir
+        torch.manual_seed(s.seed)
+        self.lower_set, self.upper_set = task.search_data(s)
+        self.setup = task.build_search(s, device)
+        self.loop = GroupedLoop(self.setup.groups, s.method, s.method_options)
+        self.steps_per_epoch = steps_per_epoch(self.lower_set, self.upper_set, batch_size=s.batch_size)
+        self.epoch = self.step_in_epoch = self.global_step = 0
+        self.averages = Averages()
+
+    def restore(self, ckpt: dict[str, Any]) -> None:
+        self.epoch, self.step_in_epoch = ckpt["epoch"], ckpt["step_in_epoch"]
+        self.global_step = ckpt["global_step"]
+        self.setup.supernet.load_state_dict(ckpt["supernet"])
+        self.loop.load_state_dict(ckpt["loop"])
+        for sched, state in zip(self.setup.schedulers, ckpt["schedulers"]):
+            sched.load_state_dict(state)
+        self.averages = Averages(ckpt["averages"])
+        set_rng_state(ckpt["rng"])
+
+    def result(self) -> SearchResult:
+        return self.task.search_result(self.setup)
+
+    def save(self, device: str, plot: bool) -> SearchResult:
+        """checkpoint.pt, genotype.json / hparams.json (and genotype.png when ``plot``)."""
+        result = self.result()
+        if result.genotype is not None:
+            atomic_write_bytes(self.run_dir / GENOTYPE_FILE, (result.genotype.to_json() + "\n").encode())
+            if plot:
+                plot_genotype(result.genotype, self.run_dir / "genotype.png")
+        if result.hparams:
+            atomic_write_bytes(self.run_dir / HPARAMS_FILE, hparams_to_json(result.hparams).encode())
+        save_torch(self.run_dir / "checkpoint.pt", {
+            "kind": "search", "task": self.task.name, "config": self.s.to_dict(), "device": device,
+            "epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
+            **result.to_dict(), "supernet": self.setup.supernet.state_dict(),
+            "loop": self.loop.state_dict(), "schedulers": [sc.state_dict() for sc in self.setup.schedulers],
+            "averages": self.averages.state(), "rng": rng_state()})
+        return result
+
+    def step(self, lower_batch: Any, upper_batch: Any) -> dict[str, Any]:
+        try:
+            stats = self.loop.step(lower_batch, upper_batch)
+        except NotImplementedError as e:
+            raise UserError(f"{e} (--method {self.s.method} cannot run with this lower optimizer: choose "
+                            "the SGD lower optimizer, or --method darts1, cg or neumann)") from None
+        self.averages.add(stats)
+        self.step_in_epoch += 1
+        self.global_step += 1
+        return stats
+
+    def end_epoch(self, metrics: MetricsCSV) -> None:
+        finished = self.step_in_epoch >= self.steps_per_epoch
+        if finished:
+            for sched in self.setup.schedulers:
+                sched.step()
+        result = self.result()
+        row = {"epoch": self.epoch + 1, "steps": self.global_step, "complete": int(finished),
+               **self.averages.means(), "time_s": self.averages.elapsed()}
+        for g in self.setup.groups:
+            row[f"lr/{g.lower.name}"] = g.lower.optimizer.param_groups[0]["lr"]
+        if result.genotype is not None:
+            row["genotype"] = json.dumps(result.genotype.to_dict(), separators=(",", ":"))
+        row.update({f"hparam/{k}": float(v) for k, v in result.hparams.items() if v.numel() == 1})
+        metrics.append(row)
+        if finished:
+            self.epoch, self.step_in_epoch, self.averages = self.epoch + 1, 0, Averages()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(argv).parse_args(argv)
     task = get_task(args.task)
-    run_dir, ckpt, config = open_run(args, "search")
-    if config is None:
-        config = resolve(args, "search")
-    config["device"] = args.device
+    fresh = None if args.resume else resolve(args, "search")  # settings errors before any folder is made
+    run_dir, ckpt = open_run(args, "search", OWNED)
+    s = (fresh or resolve(args, "search")) if ckpt is None else resumed_settings(task, ckpt, args)
     device = device_of(args.device)
-
-    torch.manual_seed(config["seed"])
-    lower_set, upper_set = task.search_data(config)
-    setup = task.build_search(config, device)
-    loops = [BilevelLoop(g.problem, config["method"], g.optimizer, setup.lower_optimizer,
-                         method_options=config["method_options"], grad_clip=config.get("grad_clip"),
-                         lower_grad_clip=config.get("lower_grad_clip"), amp=bool(config.get("amp", False)))
-             for g in setup.groups]
-    bs, n_steps = config["batch_size"], steps_per_epoch(lower_set, upper_set, batch_size=config["batch_size"])
-    epoch = step_in_epoch = global_step = 0
-    averages = Averages()
+    run = _Search(task, s, device, run_dir)
     metrics = MetricsCSV(run_dir / "metrics.csv")
     if ckpt is not None:
-        epoch, step_in_epoch, global_step = ckpt["epoch"], ckpt["step_in_epoch"], ckpt["global_step"]
-        _restore(ckpt, setup, loops)
-        averages = Averages(ckpt["averages"])
-        metrics.truncate(epoch)
-    write_json(run_dir / "config.json", config)
+        run.restore(ckpt)
+        metrics.truncate(run.epoch)
+    else:
+        metrics.truncate(0)
+    split = {"split": task.split} if task.split else {}
+    write_json(run_dir / "config.json", {"task": task.name, "stage": "search", **s.to_dict(), **split})
 
-    total = config["epochs"] * n_steps
-    if config["max_steps"] is not None:
-        total = min(total, config["max_steps"])
-    print(f"search {task.name} with {config['method']} on {device}: {n_steps} steps/epoch, "
-          f"{total} steps in all, run folder {run_dir}")
-    bar = tqdm(total=total, initial=min(global_step, total), desc="search", unit="step", dynamic_ncols=True)
-    genotype = task.derive(setup.supernet)
-    while global_step < total:
-        lower_iter = loader(lower_set, bs, config["seed"], epoch, step_in_epoch, workers=config["workers"])
-        upper_iter = loader(upper_set, bs, config["seed"] + 7919, epoch, step_in_epoch, workers=config["workers"])
-        for lower_batch, upper_batch in zip(lower_iter, upper_iter):
-            lower_batch, upper_batch = to_device(lower_batch, device), to_device(upper_batch, device)
-            for i, (group, loop) in enumerate(zip(setup.groups, loops)):
-                stats = loop.step(lower_batch, upper_batch, update_upper=global_step % group.every == 0,
-                                  update_lower=i == len(loops) - 1)
-                averages.add({k: v for k, v in stats.items() if k != "lower_loss"}, f"_{group.name}")
-                if "lower_loss" in stats:
-                    averages.add({"lower_loss": stats["lower_loss"]})
-            step_in_epoch += 1
-            global_step += 1
-            bar.update(1)
-            bar.set_postfix({k: f"{v:.4g}" for k, v in averages.means().items() if "loss" in k})
-            if step_in_epoch >= n_steps or global_step >= total:
-                break
-        finished = step_in_epoch >= n_steps
-        if finished and setup.scheduler is not None:
-            setup.scheduler.step()
-        genotype = task.derive(setup.supernet)
-        row = {"epoch": epoch + 1, "steps": global_step, "complete": int(finished), **averages.means(),
-               "lr": setup.lower_optimizer.param_groups[0]["lr"], "time_s": averages.elapsed(),
-               "genotype": genotype.to_json()}
-        metrics.append(row)
-        if finished:
-            epoch, step_in_epoch, averages = epoch + 1, 0, Averages()
-        _save(run_dir, task, config, setup, loops, genotype, epoch, step_in_epoch, global_step, averages)
-    bar.close()
-    genotype_path = run_dir / "genotype.json"
-    print(f"genotype: {genotype.to_json()}")
-    print(f"wrote {genotype_path}, genotype.png, metrics.csv, checkpoint.pt in {run_dir}")
-    print(f"next: python train.py --task {task.name} --genotype {genotype_path}")
+    total = s.epochs * run.steps_per_epoch
+    if s.max_steps is not None:
+        total = min(total, s.max_steps)
+    groups = ", ".join(f"{g.name} (every {g.every}, lower {g.lower.name} every {g.lower.every})"
+                       for g in run.setup.groups)
+    print(f"search {task.name} (recipe {s.recipe}) with {s.method} on {device}: {run.steps_per_epoch} steps/epoch, "
+          f"{total} steps in all; groups: {groups}; run folder {run_dir}"
+          + (f"\n{task.split_note}" if task.split_note else ""))
+    clock = SaveClock(s.save_every, s.save_minutes)
+    bar = tqdm(total=total, initial=min(run.global_step, total), desc="search", unit="step", dynamic_ncols=True)
+    with bar, Stopper() as stop:  # the bar closes (ends its line) before any error is printed
+        while run.global_step < total and not stop.requested:
+            lower_iter = loader(run.lower_set, s.batch_size, s.seed, run.epoch, run.step_in_epoch,
+                                workers=s.workers)
+            upper_iter = loader(run.upper_set, s.batch_size, s.seed + 7919, run.epoch, run.step_in_epoch,
+                                workers=s.workers)
+            for lower_batch, upper_batch in zip(lower_iter, upper_iter):
+                run.step(to_device(lower_batch, device), to_device(upper_batch, device))
+                bar.update(1)
+                bar.set_postfix({k.replace("_loss", ""): f"{v:.4g}" for k, v in run.averages.means().items()
+                                 if "loss" in k})
+                if run.step_in_epoch >= run.steps_per_epoch or run.global_step >= total or stop.requested:
+                    break
+                if clock.due(run.global_step):
+                    run.save(args.device, plot=False)
+                    clock.saved()
+            if run.step_in_epoch >= run.steps_per_epoch or run.global_step >= total:
+                run.end_epoch(metrics)
+            result = run.save(args.device, plot=not stop.requested)
+            clock.saved()
+    if stop.requested:
+        print(f"stopped at step {run.global_step}; checkpoint written: continue with --resume --out {run_dir}")
+        return 130
+    print(result.describe())
+    files = [n for n in OWNED if (run_dir / n).is_file()]
+    print(f"wrote {', '.join(files)} in {run_dir}")
+    print(f"next: python train.py --task {task.name} --from {run_dir}"
+          + (f" --recipe {s.recipe}" if s.recipe != "default" else ""))
     return 0
-
-
-def _save(run_dir: Path, task, config, setup, loops, genotype, epoch: int, step_in_epoch: int,
-          global_step: int, averages: Averages) -> None:
-    genotype.save(run_dir / "genotype.json")
-    plot_genotype(genotype, run_dir / "genotype.png")
-    save_torch(run_dir / "checkpoint.pt", {
-        "kind": "search", "task": task.name, "config": config, "epoch": epoch,
-        "step_in_epoch": step_in_epoch, "global_step": global_step,
-        "genotype": genotype.to_dict(),
-        "supernet": setup.supernet.state_dict(),
-        "lower_optimizer": setup.lower_optimizer.state_dict(),
-        "upper_optimizers": {g.name: g.optimizer.state_dict() for g in setup.groups},
-        "auxiliary": {g.name: {k: v.detach() for k, v in g.problem.auxiliary.items()} for g in setup.groups},
-        "scheduler": None if setup.scheduler is None else setup.scheduler.state_dict(),
-        "loop_steps": {g.name: loop.step_count for g, loop in zip(setup.groups, loops)},
-        "averages": averages.state(), "rng": rng_state(),
-    })
-
-
-def _restore(ckpt: dict[str, Any], setup, loops) -> None:
-    setup.supernet.load_state_dict(ckpt["supernet"])
-    setup.lower_optimizer.load_state_dict(ckpt["lower_optimizer"])
-    for group, loop in zip(setup.groups, loops):
-        device = next(iter(group.problem.upper.values())).device
-        for k, v in ckpt["auxiliary"].get(group.name, {}).items():
-            group.problem.auxiliary[k] = v.to(device).requires_grad_(True)
-        loop.adopt_auxiliary()
-        group.optimizer.load_state_dict(ckpt["upper_optimizers"][group.name])
-        loop.step_count = ckpt["loop_steps"][group.name]
-    if setup.scheduler is not None and ckpt["scheduler"] is not None:
-        setup.scheduler.load_state_dict(ckpt["scheduler"])
-    set_rng_state(ckpt["rng"])

@@ -1,10 +1,10 @@
-"""``train.py``: retrain the discrete network of a searched genotype."""
+"""``train.py``: retrain the network of a search result (genotype and/or hyper-parameters)."""
 from __future__ import annotations
 
 import argparse
 import math
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from tqdm import tqdm
@@ -12,127 +12,202 @@ from tqdm import tqdm
 from bilevel import NonFiniteError
 from datasets.io import write_image
 from nas.genotype import Genotype
+from tasks import SearchResult, Settings, Task, load_hparams
+from tasks.results import GENOTYPE_FILE, HPARAMS_FILE
 
 from .config import add_common, device_of, resolve, task_from_argv
 from .data import loader, steps_per_epoch, to_device
 from .errors import UserError
 from .evaluation import evaluate
 from .registry import get_task
-from .runs import MetricsCSV, open_run, save_torch, write_json
+from .runs import MetricsCSV, open_run, resumed_settings, save_torch, write_json
+from .session import SaveClock, Stopper
 from .state import Averages, rng_state, set_rng_state
 
-DESCRIPTION = """Retrain the network of a genotype found by search.py. Writes, in --out: model.pt (the
-network at its best validation score, with task, genotype, config, step and parameter count:
-evaluate.py needs nothing else), checkpoint.pt (to --resume), config.json, metrics.csv (one row
-per epoch) and samples.png for image tasks."""
+DESCRIPTION = """Retrain the network of a search result. Writes, in --out: model.pt (the network at its best
+validation score, with task, search result, settings, step and parameter count: evaluate.py needs
+nothing else), checkpoint.pt (to --resume; every --save-every steps, every epoch and on Ctrl-C),
+config.json, metrics.csv (one row per epoch) and samples.png for image tasks."""
+
+OWNED = ("model.pt", "checkpoint.pt", "config.json", "metrics.csv", "samples.png")
 
 
 def build_parser(argv: Sequence[str] | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="train.py", description=DESCRIPTION)
     add_common(parser, "train", task_from_argv(argv))
+    parser.add_argument("--from", dest="from_run", default=None, metavar="RUN_DIR",
+                        help="a search run folder: its genotype.json and/or hparams.json are used")
     parser.add_argument("--genotype", default=None,
                         help="genotype.json written by search.py (or a shipped reference genotype)")
+    parser.add_argument("--hparams", default=None, help="hparams.json written by search.py")
     return parser
+
+
+def search_result(task: Task, args: argparse.Namespace) -> SearchResult:
+    """The search result named by ``--from`` / ``--genotype`` / ``--hparams`` (checked for the task)."""
+    genotype_file, hparams_file = args.genotype, args.hparams
+    if args.from_run is not None:
+        folder = Path(args.from_run)
+        if not folder.is_dir():
+            raise UserError(f"--from {folder} is not a folder; give a search run folder")
+        if genotype_file is None and (folder / GENOTYPE_FILE).is_file():
+            genotype_file = folder / GENOTYPE_FILE
+        if hparams_file is None and (folder / HPARAMS_FILE).is_file():
+            hparams_file = folder / HPARAMS_FILE
+    result = SearchResult()
+    if genotype_file is not None and "genotype" in task.results:
+        result.genotype = Genotype.load(genotype_file)
+    if hparams_file is not None and "hparams" in task.results:
+        result.hparams = load_hparams(hparams_file)
+    task.check_result(result, source=str(genotype_file or hparams_file or args.from_run or ""))
+    return result
+
+
+class _Train:
+    """The state of one training run."""
+
+    def __init__(self, task: Task, s: Settings, result: SearchResult, device: torch.device, run_dir: Path) -> None:
+        self.task, self.s, self.result, self.device, self.run_dir = task, s, result, device, run_dir
+        torch.manual_seed(s.seed)
+        self.train_set, self.val_set = task.train_data(s)
+        self.net = task.build_network(result, s).to(device)
+        self.n_params = task.count_parameters(self.net)
+        self.steps_per_epoch = steps_per_epoch(self.train_set, batch_size=s.batch_size)
+        self.setup = task.build_training(self.net, s, self.steps_per_epoch)
+        self.epoch = self.step_in_epoch = self.global_step = 0
+        self.best = task.worst()
+        self.averages = Averages()
+
+    def restore(self, ckpt: dict[str, Any]) -> None:
+        self.epoch, self.step_in_epoch, self.global_step = ckpt["epoch"], ckpt["step_in_epoch"], ckpt["global_step"]
+        self.best = ckpt["best_metric"]
+        self.net.load_state_dict(ckpt["state_dict"])
+        for g in self.setup.groups:
+            g.optimizer.load_state_dict(ckpt["optimizers"][g.name])
+        for sched, state in zip(self.setup.schedulers, ckpt["schedulers"]):
+            sched.load_state_dict(state)
+        self.averages = Averages(ckpt["averages"])
+        set_rng_state(ckpt["rng"])
+
+    def step(self, batch: dict[str, Any]) -> None:
+        losses = self.task.train_losses(self.net, batch, self.s)
+        due = [g for g in self.setup.groups if self.global_step % g.every == 0]
+        stats: dict[str, float] = {}
+        for i, g in enumerate(due):
+            loss = losses[g.loss]
+            if not torch.isfinite(loss):
+                raise NonFiniteError(f"step {self.global_step}: training loss {g.loss!r} is {float(loss)}; lower "
+                                     "the learning rate or check the data")
+            params = g.parameters()
+            g.optimizer.zero_grad(set_to_none=True)
+            torch.autograd.backward(loss, inputs=params, retain_graph=i < len(due) - 1)
+            clip = g.grad_clip if g.grad_clip else math.inf
+            stats[f"grad_norm/{g.name}"] = float(torch.nn.utils.clip_grad_norm_(params, clip))
+            g.optimizer.step()
+        stats.update({k: float(v.detach()) for k, v in losses.items()})
+        self.averages.add(stats)
+        self.step_in_epoch += 1
+        self.global_step += 1
+
+    def save(self, device: str) -> None:
+        save_torch(self.run_dir / "checkpoint.pt", {
+            "kind": "train", "task": self.task.name, "config": self.s.to_dict(), "device": device,
+            **self.result.to_dict(), "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
+            "global_step": self.global_step, "best_metric": self.best, "state_dict": self.net.state_dict(),
+            "optimizers": {g.name: g.optimizer.state_dict() for g in self.setup.groups},
+            "schedulers": [sc.state_dict() for sc in self.setup.schedulers],
+            "averages": self.averages.state(), "rng": rng_state()})
+
+    def end_epoch(self, metrics: MetricsCSV, bar: tqdm) -> None:
+        """Schedulers, validation, model selection, metrics row, sample images."""
+        finished = self.step_in_epoch >= self.steps_per_epoch
+        if finished:
+            for sched in self.setup.schedulers:
+                sched.step()
+        scores: dict[str, float] = {}
+        first = None
+        if self.val_set is not None:
+            scores, _, first = evaluate(self.task, self.net, self.val_set, self.s, self.device, progress=False)
+            scores.pop("count", None)
+        score = scores.get(self.task.select)
+        row = {"epoch": self.epoch + 1, "steps": self.global_step, "complete": int(finished), **self.averages.means(),
+               **{f"val_{k}": v for k, v in scores.items()},
+               **{f"lr/{g.name}": g.optimizer.param_groups[0]["lr"] for g in self.setup.groups},
+               "time_s": self.averages.elapsed()}
+        metrics.append(row)
+        bar.write(f"epoch {self.epoch + 1}: " + ", ".join(
+            f"{k} {v:.4g}" for k, v in row.items() if k.startswith("val_") or k in self.task_losses()))
+        # without a validation score (no validation set or no references) the latest model is kept
+        improved = score is not None and (math.isinf(self.best) or self.task.better(score, self.best))
+        if improved:
+            self.best = score
+        if improved or score is None:
+            save_torch(self.run_dir / "model.pt", {
+                "kind": "model", "task": self.task.name, **self.result.to_dict(),
+                "config": self.s.to_dict(), "state_dict": self.net.state_dict(), "step": self.global_step,
+                "epoch": self.epoch + 1, "metric": self.task.select, "best_metric": score, "params": self.n_params})
+        grid = self.task.samples(self.net, first) if first is not None else None
+        if grid is not None:
+            write_image(self.run_dir / "samples.png", grid.detach().cpu())
+        if finished:
+            self.epoch, self.step_in_epoch, self.averages = self.epoch + 1, 0, Averages()
+
+    def task_losses(self) -> set[str]:
+        return {g.loss for g in self.setup.groups}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(argv).parse_args(argv)
     task = get_task(args.task)
-    run_dir, ckpt, config = open_run(args, "train")
+    fresh = None if args.resume else (search_result(task, args), resolve(args, "train"))  # errors first
+    run_dir, ckpt = open_run(args, "train", OWNED)
     if ckpt is not None:
-        genotype = Genotype.from_dict(ckpt["genotype"])
+        result = SearchResult.from_dict(ckpt)
+        s = resumed_settings(task, ckpt, args)
     else:
-        if args.genotype is None:
-            raise UserError("--genotype FILE is required (a genotype.json written by search.py)")
-        genotype = Genotype.load(args.genotype)
-        task.check_genotype(genotype, source=str(args.genotype))
-        config = resolve(args, "train")
-        config["genotype_file"] = str(args.genotype)
-    config["device"] = args.device
+        result, s = fresh or (search_result(task, args), resolve(args, "train"))
     device = device_of(args.device)
-
-    torch.manual_seed(config["seed"])
-    train_set, val_set = task.train_data(config)
-    net = task.build_network(genotype, config).to(device)
-    n_params = task.count_parameters(net)
-    size = f"{n_params / 1e6:.2f}M" if n_params >= 1e6 else f"{n_params / 1e3:.2f}K"
-    print(f"params: {size} ({n_params:,})")
-    bs = config["batch_size"]
-    n_steps = steps_per_epoch(train_set, batch_size=bs)
-    setup = task.build_training(net, config, n_steps)
-    epoch = step_in_epoch = global_step = 0
-    best = -math.inf
-    averages = Averages()
+    run = _Train(task, s, result, device, run_dir)
+    size = f"{run.n_params / 1e6:.2f}M" if run.n_params >= 1e6 else f"{run.n_params / 1e3:.2f}K"
+    print(f"params: {size} ({run.n_params:,})")
     metrics = MetricsCSV(run_dir / "metrics.csv")
     if ckpt is not None:
-        epoch, step_in_epoch, global_step = ckpt["epoch"], ckpt["step_in_epoch"], ckpt["global_step"]
-        best = ckpt["best_metric"]
-        net.load_state_dict(ckpt["state_dict"])
-        setup.optimizer.load_state_dict(ckpt["optimizer"])
-        if setup.scheduler is not None and ckpt["scheduler"] is not None:
-            setup.scheduler.load_state_dict(ckpt["scheduler"])
-        averages = Averages(ckpt["averages"])
-        metrics.truncate(epoch)
-        set_rng_state(ckpt["rng"])
-    write_json(run_dir / "config.json", config)
+        run.restore(ckpt)
+        metrics.truncate(run.epoch)
+    else:
+        metrics.truncate(0)
+    split = {"split": task.split} if task.split else {}
+    write_json(run_dir / "config.json", {"task": task.name, "stage": "train", **s.to_dict(), **split})
 
-    total = config["epochs"] * n_steps
-    if config["max_steps"] is not None:
-        total = min(total, config["max_steps"])
-    print(f"train {task.name} on {device}: {n_steps} steps/epoch, {total} steps in all, run folder {run_dir}")
-    bar = tqdm(total=total, initial=min(global_step, total), desc="train", unit="step", dynamic_ncols=True)
-    clip = config.get("grad_clip")
-    while global_step < total:
-        task.on_epoch(net, epoch, config)
-        net.train()
-        for batch in loader(train_set, bs, config["seed"], epoch, step_in_epoch, workers=config["workers"]):
-            batch = to_device(batch, device)
-            loss = task.train_loss(net, batch, config)
-            if not torch.isfinite(loss):
-                raise NonFiniteError(f"step {global_step}: training loss is {float(loss)}; lower the learning "
-                                     "rate or check the data")
-            setup.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            norm = torch.nn.utils.clip_grad_norm_(net.parameters(), clip if clip else math.inf)
-            setup.optimizer.step()
-            averages.add({"loss": float(loss.detach()), "grad_norm": float(norm)})
-            step_in_epoch += 1
-            global_step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{averages.means()['loss']:.4g}")
-            if step_in_epoch >= n_steps or global_step >= total:
-                break
-        finished = step_in_epoch >= n_steps
-        if finished and setup.scheduler is not None:
-            setup.scheduler.step()
-        scores, _, first = evaluate(task, net, val_set, config, device, progress=False)
-        scores.pop("count", None)
-        score = scores.get(task.metric, -math.inf)
-        row = {"epoch": epoch + 1, "steps": global_step, "complete": int(finished), **averages.means(),
-               **{f"val_{k}": v for k, v in scores.items()}, "lr": setup.optimizer.param_groups[0]["lr"],
-               "time_s": averages.elapsed()}
-        metrics.append(row)
-        bar.write(f"epoch {epoch + 1}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items()
-                                                     if k.startswith("val_") or k == "loss"))
-        # without a validation metric (no references), the latest model is the one kept
-        if score > best or score == -math.inf or not (run_dir / "model.pt").exists():
-            best = max(best, score)
-            save_torch(run_dir / "model.pt", {
-                "kind": "model", "task": task.name, "genotype": genotype.to_dict(), "config": config,
-                "state_dict": net.state_dict(), "step": global_step, "epoch": epoch + 1,
-                "metric": task.metric, "best_metric": score, "params": n_params})
-        grid = task.samples(net, first) if first is not None else None
-        if grid is not None:
-            write_image(run_dir / "samples.png", grid.detach().cpu())
-        if finished:
-            epoch, step_in_epoch, averages = epoch + 1, 0, Averages()
-        save_torch(run_dir / "checkpoint.pt", {
-            "kind": "train", "task": task.name, "config": config, "genotype": genotype.to_dict(),
-            "epoch": epoch, "step_in_epoch": step_in_epoch, "global_step": global_step,
-            "best_metric": best, "state_dict": net.state_dict(), "optimizer": setup.optimizer.state_dict(),
-            "scheduler": None if setup.scheduler is None else setup.scheduler.state_dict(),
-            "averages": averages.state(), "rng": rng_state()})
-    bar.close()
-    print(f"best validation {task.metric}: {best:.4g}; wrote model.pt, checkpoint.pt, metrics.csv in {run_dir}")
+    total = s.epochs * run.steps_per_epoch
+    if s.max_steps is not None:
+        total = min(total, s.max_steps)
+    note = task.training_note(s, run.train_set)
+    print(f"train {task.name} (recipe {s.recipe}) on {device}: {run.steps_per_epoch} steps/epoch, {total} steps "
+          f"in all, run folder {run_dir}" + (f"\n{note}" if note else ""))
+    clock = SaveClock(s.save_every, s.save_minutes)
+    bar = tqdm(total=total, initial=min(run.global_step, total), desc="train", unit="step", dynamic_ncols=True)
+    with bar, Stopper() as stop:  # the bar closes (ends its line) before any error is printed
+        while run.global_step < total and not stop.requested:
+            task.on_epoch(run.net, run.epoch, s)
+            run.net.train()
+            for batch in loader(run.train_set, s.batch_size, s.seed, run.epoch, run.step_in_epoch, workers=s.workers):
+                run.step(to_device(batch, device))
+                bar.update(1)
+                bar.set_postfix({k: f"{v:.4g}" for k, v in run.averages.means().items() if k in run.task_losses()})
+                if run.step_in_epoch >= run.steps_per_epoch or run.global_step >= total or stop.requested:
+                    break
+                if clock.due(run.global_step):
+                    run.save(args.device)
+                    clock.saved()
+            if run.step_in_epoch >= run.steps_per_epoch or run.global_step >= total:
+                run.end_epoch(metrics, bar)
+            run.save(args.device)
+            clock.saved()
+    if stop.requested:
+        print(f"stopped at step {run.global_step}; checkpoint written: continue with --resume --out {run_dir}")
+        return 130
+    best = "none (no validation score)" if math.isinf(run.best) else f"{run.best:.4g}"
+    print(f"best validation {task.select}: {best}; wrote model.pt, checkpoint.pt, metrics.csv in {run_dir}")
     print(f"next: python evaluate.py --checkpoint {Path(run_dir) / 'model.pt'}")
     return 0

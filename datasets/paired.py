@@ -4,8 +4,9 @@ Recognised layouts for ``PairedFolder`` (input folder / target folder, paired by
 name, e.g. ``low/1.png`` with ``high/1.png``):
 
 * LOL: ``ROOT/our485/{low,high}`` (training) and ``ROOT/eval15/{low,high}`` (evaluation). Pick one
-  with ``split`` (``"train"`` -> ``our485``, ``"val"``/``"test"`` -> ``eval15``, or the folder
-  name itself), or pass ``ROOT/our485`` or ``ROOT/eval15`` as the root.
+  with ``split`` (``"train"`` -> ``our485``, ``"test"`` -> ``eval15``, or the folder name itself),
+  or pass ``ROOT/our485`` or ``ROOT/eval15`` as the root. Split ``"val"`` reads only a ``val``
+  folder, never the test folders (validation slices of the training split are the tasks' job).
 * Any ``ROOT/{low,high}``.
 * MIT-Adobe FiveK style: ``ROOT/{input,expert}`` (also ``ROOT/{input,expertC}``).
 * Split sub-folders of any of these: ``ROOT/{train,val,test}/<pair folders>``.
@@ -35,7 +36,7 @@ PAIR_DIRS: tuple[tuple[str, str], ...] = (("low", "high"), ("input", "expert"), 
 #: split -> sub-folder names tried in order (the split name itself is tried last).
 SPLIT_DIRS: dict[str, tuple[str, ...]] = {
     "train": ("our485", "train"),
-    "val": ("eval15", "val", "test"),
+    "val": ("val",),
     "test": ("eval15", "test"),
 }
 UNPAIRED_DIRS: tuple[str, ...] = ("low", "input")

@@ -11,6 +11,7 @@ folder is given.
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -19,176 +20,213 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 import bilevel
+from bilevel import Group, LowerLevel
+from datasets.splits import split_indices
 from nas.classification import data as cdata
-from nas.genotype import Genotype
 from nas.network import DartsNetwork, count_parameters
 from nas.ops import DARTS_PRIMITIVES
 from nas.supernet import DartsSupernet
-from nas.task import Config, SearchSetup, Task, TrainSetup, UpperGroup
+from tasks import SearchSetup, Task, TrainGroup, TrainSetup
+from tasks.results import SearchResult
+from tasks.settings import Recipes, Settings, at_least, in_range, positive
 
-__all__ = ["ClassificationTask", "NUM_CLASSES", "ARCH_BETAS"]
+__all__ = ["ClassificationTask", "ClassificationSettings", "NUM_CLASSES", "ARCH_BETAS"]
 
 NUM_CLASSES = 10
 #: Adam betas of DARTS's architecture optimizer.
 ARCH_BETAS = (0.5, 0.999)
 
-_COMMON: Config = {
-    "momentum": 0.9,
-    "weight_decay": 3e-4,
-    "eval_batch_size": 256,
-    "synthetic_train": 2000,
-    "synthetic_test": 500,
+
+def _h(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass
+class ClassificationSettings(Settings):
+    """DARTS's settings (``train_search.py`` / ``train.py``); recipe ``default`` holds both stages."""
+
+    lr: float = field(default=0.025, metadata=_h("SGD learning rate of the weights"))
+    lr_min: float = field(default=0.001, metadata=_h("cosine floor"))
+    momentum: float = field(default=0.9, metadata=_h("SGD momentum"))
+    weight_decay: float = field(default=3e-4, metadata=_h("weight decay of the weights"))
+    arch_lr: float = field(default=3e-4, metadata=_h("Adam learning rate of the alphas"))
+    arch_weight_decay: float = field(default=1e-3, metadata=_h("weight decay of the alphas"))
+    grad_clip: float | None = field(default=None, metadata=_h("search: hypergradient clip; train: weights clip"))
+    lower_grad_clip: float | None = field(default=5.0, metadata=_h("search: weights clip"))
+    channels: int = field(default=16, metadata=_h("initial channels"))
+    layers: int = field(default=8, metadata=_h("cells"))
+    auxiliary_weight: float = field(default=0.0, metadata=_h("auxiliary head loss weight (train)"))
+    cutout: int = field(default=0, metadata=_h("cutout side in pixels"))
+    drop_path: float = field(default=0.0, metadata=_h("final drop-path probability (train)"))
+    eval_batch_size: int = field(default=256, metadata=_h("evaluation batch size"))
+    train_portion: float = field(default=0.5, metadata=_h("search: share of the training set for the weights"))
+    val_fraction: float = field(default=0.0, metadata=_h("train: seeded share of the training set held out to "
+                                                          "select the model (0: none, the latest is kept)"))
+    synthetic_train: int = field(default=2000, metadata=_h("embedded training images"))
+    synthetic_test: int = field(default=500, metadata=_h("embedded test images"))
+
+    def check(self) -> None:
+        super().check()
+        for key in ("channels", "layers", "eval_batch_size", "synthetic_train", "synthetic_test"):
+            at_least(self, key, 1)
+        at_least(self, "cutout", 0)
+        for key in ("lr", "arch_lr"):
+            positive(self, key)
+        positive(self, "grad_clip", optional=True)
+        positive(self, "lower_grad_clip", optional=True)
+        in_range(self, "train_portion", 0.0, 1.0)
+        in_range(self, "val_fraction", 0.0, 0.5)
+        in_range(self, "drop_path", 0.0, 1.0)
+        in_range(self, "momentum", 0.0, 1.0)
+        for key in ("lr_min", "weight_decay", "arch_weight_decay", "auxiliary_weight"):
+            in_range(self, key, 0.0, float("inf"))
+
+
+RECIPES: Recipes = {
+    "default": {
+        "search": {"epochs": 50, "batch_size": 64, "lr": 0.025, "lr_min": 0.001, "grad_clip": None,
+                   "lower_grad_clip": 5.0, "channels": 16, "layers": 8},
+        "train": {"epochs": 600, "batch_size": 96, "lr": 0.025, "lr_min": 0.0, "grad_clip": 5.0,
+                  "lower_grad_clip": None, "channels": 36, "layers": 20, "auxiliary_weight": 0.4, "cutout": 16,
+                  "drop_path": 0.2, "train_portion": 1.0},
+    },
 }
 
 
 class ClassificationTask(Task):
-    """DARTS's CIFAR-10 classification as a ``Task`` (see the module docstring).
-
-    Config keys (``search_defaults`` / ``train_defaults``, overridden by the command line):
-    ``epochs``, ``batch_size``, ``lr`` (weights, SGD), ``momentum``, ``weight_decay``, ``lr_min``
-    (cosine schedule floor), ``arch_lr``, ``arch_weight_decay`` (Adam on the alphas),
-    ``grad_clip`` (search: of the hypergradient, none as in DARTS; train: of the weights),
-    ``lower_grad_clip`` (search: of the weights), ``channels``, ``layers``, ``auxiliary_weight``,
-    ``cutout``, ``drop_path`` (final drop-path probability, ramped linearly over the epochs),
-    ``eval_batch_size``, ``train_portion`` (search: share of the training set for the weights),
-    ``synthetic_train`` / ``synthetic_test`` (sizes of the embedded set); plus ``data`` (CIFAR-10
-    folder or None) and ``seed`` given by the commands.
-    """
+    """DARTS's CIFAR-10 classification as a ``Task`` (see the module docstring and
+    ``ClassificationSettings``). The test set is read only by ``evaluate.py``: retraining validates
+    on a seeded slice of the training set when ``val_fraction > 0``, else keeps the latest model
+    (as DARTS, which reports the last epoch)."""
 
     name = "classification"
     space = "darts"
     cell_names = ("normal", "reduce")
     primitives = DARTS_PRIMITIVES
+    results = ("genotype",)
+    Settings = ClassificationSettings
+    recipes = RECIPES
     default_method = "darts2"
-    metric = "top1"
-    metric_keys = ("top1",)
+    metrics = {"top1": "max"}
+    select = "top1"
     data_help = ("CIFAR-10 in torchvision's format: DIR/cifar-10-batches-py/ (or DIR itself) with "
                  "data_batch_1..5, test_batch, batches.meta; without --data an embedded synthetic "
                  "10-class set of 32x32 patterns is used")
-    search_defaults: Config = {
-        **_COMMON,
-        "epochs": 50, "batch_size": 64, "lr": 0.025, "lr_min": 0.001,
-        "arch_lr": 3e-4, "arch_weight_decay": 1e-3, "grad_clip": None, "lower_grad_clip": 5.0,
-        "channels": 16, "layers": 8, "auxiliary_weight": 0.0, "cutout": 0, "drop_path": 0.0,
-        "train_portion": 0.5,
-    }
-    train_defaults: Config = {
-        **_COMMON,
-        "epochs": 600, "batch_size": 96, "lr": 0.025, "lr_min": 0.0,
-        "arch_lr": None, "arch_weight_decay": None, "grad_clip": 5.0, "lower_grad_clip": None,
-        "channels": 36, "layers": 20, "auxiliary_weight": 0.4, "cutout": 16, "drop_path": 0.2,
-        "train_portion": 1.0,
-    }
 
     # -- command line ---------------------------------------------------------------------
     def add_arguments(self, parser: argparse.ArgumentParser, stage: str) -> None:
         """``--channels``, ``--layers``, ``--cutout`` (search and train), ``--train-portion``
-        (search), ``--auxiliary-weight``, ``--drop-path`` (train); nothing for evaluate (the
-        checkpoint holds its config). Defaults ``None``: the task's default for the stage."""
+        (search), ``--auxiliary-weight``, ``--drop-path``, ``--val-fraction`` (train); nothing for
+        evaluate (the checkpoint holds its settings). Defaults ``None``: the recipe's value."""
         if stage not in ("search", "train"):
             return
-        d = self.search_defaults if stage == "search" else self.train_defaults
+        d = self.settings(stage)
         group = parser.add_argument_group(f"task {self.name!r} ({stage})")
         group.add_argument("--channels", type=_positive_int, default=None, metavar="C",
-                           help=f"initial channels of the network (default {d['channels']}; DARTS: "
+                           help=f"initial channels of the network (default {d.channels}; DARTS: "
                                 "16 to search, 36 to retrain)")
         group.add_argument("--layers", type=_positive_int, default=None, metavar="L",
-                           help=f"number of cells, two of them reductions (default {d['layers']}; "
+                           help=f"number of cells, two of them reductions (default {d.layers}; "
                                 "DARTS: 8 to search, 20 to retrain)")
         group.add_argument("--cutout", type=_non_negative_int, default=None, metavar="PX",
-                           help=f"side of the cutout square on training images, 0 for none "
-                                f"(default {d['cutout']})")
+                           help=f"side of the cutout square on training images, 0 for none (default {d.cutout})")
         if stage == "search":
             group.add_argument("--train-portion", type=float, default=None, metavar="P",
                                help="share of the training set that trains the weights; the rest "
-                                    f"trains the architecture (default {d['train_portion']})")
+                                    f"trains the architecture (default {d.train_portion})")
         else:
             group.add_argument("--auxiliary-weight", type=float, default=None, metavar="W",
                                help="weight of the auxiliary head's loss, 0 drops the head "
-                                    f"(default {d['auxiliary_weight']})")
+                                    f"(default {d.auxiliary_weight})")
             group.add_argument("--drop-path", type=float, default=None, metavar="P",
                                help="drop-path probability reached at the last epoch, ramped "
-                                    f"linearly from 0 (default {d['drop_path']})")
+                                    f"linearly from 0 (default {d.drop_path})")
+            group.add_argument("--val-fraction", type=float, default=None, metavar="P",
+                               help="seeded share of the training set held out to select the model "
+                                    f"(default {d.val_fraction}: none, the latest model is kept, as DARTS)")
 
     # -- data ------------------------------------------------------------------------------
-    def _train_set(self, config: Config, cutout: int) -> cdata.ImageSet:
-        seed = int(config.get("seed") or 0)
-        if config.get("data") is None:
-            count = int(config.get("synthetic_train", _COMMON["synthetic_train"]))
-            return cdata.synthetic("train", count, augment=True, cutout=cutout, seed=seed)
-        return cdata.cifar10(config["data"], train=True, augment=True, cutout=cutout, seed=seed)
+    def _train_set(self, s: ClassificationSettings, cutout: int) -> cdata.ImageSet:
+        if s.data is None:
+            return cdata.synthetic("train", s.synthetic_train, augment=True, cutout=cutout, seed=s.seed)
+        return cdata.cifar10(s.data, train=True, augment=True, cutout=cutout, seed=s.seed)
 
-    def search_data(self, config: Config) -> tuple[Dataset, Dataset]:
+    def search_data(self, s: ClassificationSettings) -> tuple[Dataset, Dataset]:
         """Lower set (the first ``train_portion`` of the training set) and upper set (the rest),
         both with crop and flip (and cutout if configured), as DARTS's search."""
-        base = self._train_set(config, int(config.get("cutout") or 0))
-        return cdata.split_by_portion(base, float(config.get("train_portion") or 0.5))
+        return cdata.split_by_portion(self._train_set(s, s.cutout), s.train_portion)
 
-    def train_data(self, config: Config) -> tuple[Dataset, Dataset]:
-        """The whole training set (crop, flip, cutout) and the test set, as DARTS retrains."""
-        train = self._train_set(config, int(config.get("cutout") or 0))
-        return train, self.test_data(config.get("data"), config)
+    def train_data(self, s: ClassificationSettings) -> tuple[Dataset, Dataset | None]:
+        """The training set (crop, flip, cutout) less a seeded validation slice (without
+        augmentation) when ``val_fraction > 0``; the test set is never read here."""
+        train = self._train_set(s, s.cutout)
+        if s.val_fraction <= 0:
+            self.split_note = "validation: none (val_fraction 0); the latest model is kept, as DARTS"
+            return train, None
+        train_idx, val_idx = split_indices(len(train), s.val_fraction, s.seed)
+        plain = (cdata.synthetic("train", s.synthetic_train, seed=s.seed) if s.data is None
+                 else cdata.cifar10(s.data, train=True))
+        self.split_note = (f"validation: {len(val_idx)} of the {len(train)} training images held out "
+                           f"(val_fraction {s.val_fraction}, seed {s.seed}); the test set is never read")
+        return cdata.Split(train, train_idx), cdata.Split(plain, val_idx)
 
-    def test_data(self, data: str | None, config: Config) -> Dataset:
+    def training_note(self, s: ClassificationSettings, train_set: Dataset) -> str:
+        aux = f" + {s.auxiliary_weight} x auxiliary head" if s.auxiliary_weight > 0 else ""
+        return f"optimising: cross entropy{aux} (SGD)\n{self.split_note}"
+
+    def test_data(self, data: str | None, s: ClassificationSettings) -> Dataset:
         """The CIFAR-10 test set of folder ``data``, or the synthetic test split when None."""
         if data is None:
-            count = int(config.get("synthetic_test", _COMMON["synthetic_test"]))
-            return cdata.synthetic("test", count)
+            return cdata.synthetic("test", s.synthetic_test)
         return cdata.cifar10(data, train=False)
 
     # -- search ----------------------------------------------------------------------------
-    def build_search(self, config: Config, device: torch.device) -> SearchSetup:
-        """Supernet (seeded by ``config["seed"]``), one upper group ``"arch"`` (the alphas, Adam),
-        SGD on the weights with a cosine schedule over ``epochs`` (stepped per epoch)."""
+    def build_search(self, s: ClassificationSettings, device: torch.device) -> SearchSetup:
+        """Supernet (seeded by ``seed``), one upper group ``"arch"`` (the alphas, Adam) over one lower
+        level (the weights, SGD with a cosine schedule over ``epochs``, stepped per epoch)."""
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(config.get("seed") or 0))
-            supernet = DartsSupernet(C=int(config["channels"]), num_classes=NUM_CLASSES,
-                                     layers=int(config["layers"]), primitives=self.primitives)
+            torch.manual_seed(s.seed)
+            supernet = DartsSupernet(C=s.channels, num_classes=NUM_CLASSES, layers=s.layers,
+                                     primitives=self.primitives)
         supernet = supernet.to(device)
         weights, arch = supernet.weight_parameters(), supernet.arch_parameters()
         loss = _cross_entropy(supernet)
         problem = bilevel.BilevelProblem(lower=weights, upper=arch, lower_loss=loss, upper_loss=loss,
                                          buffers=dict(supernet.named_buffers()))
-        lower_optimizer = torch.optim.SGD(list(weights.values()), lr=config["lr"],
-                                          momentum=config["momentum"], weight_decay=config["weight_decay"])
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-            lower_optimizer, T_max=float(config["epochs"]), eta_min=config["lr_min"])
-        arch_optimizer = torch.optim.Adam(list(arch.values()), lr=config["arch_lr"], betas=ARCH_BETAS,
-                                          weight_decay=config["arch_weight_decay"])
-        return SearchSetup(supernet, [UpperGroup("arch", problem, arch_optimizer, every=1)],
-                           lower_optimizer, scheduler)
+        sgd = torch.optim.SGD(list(weights.values()), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(sgd, T_max=float(s.epochs), eta_min=s.lr_min)
+        adam = torch.optim.Adam(list(arch.values()), lr=s.arch_lr, betas=ARCH_BETAS, weight_decay=s.arch_weight_decay)
+        level = LowerLevel("weights", sgd, grad_clip=s.lower_grad_clip)
+        return SearchSetup(supernet, [Group("arch", problem, adam, level, grad_clip=s.grad_clip)], [scheduler])
 
     # -- train -----------------------------------------------------------------------------
-    def build_network(self, genotype: Genotype, config: Config) -> nn.Module:
-        """``DartsNetwork`` of ``genotype`` (``channels``, ``layers``; auxiliary head when
-        ``auxiliary_weight > 0``; it expects 32x32 inputs), seeded by ``config["seed"]``."""
-        self.check_genotype(genotype)
+    def build_network(self, result: SearchResult, s: ClassificationSettings) -> nn.Module:
+        """``DartsNetwork`` of the genotype (``channels``, ``layers``; auxiliary head when
+        ``auxiliary_weight > 0``; it expects 32x32 inputs), seeded by ``seed``."""
+        self.check_result(result)
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(config.get("seed") or 0))
-            return DartsNetwork(C=int(config["channels"]), num_classes=NUM_CLASSES,
-                                layers=int(config["layers"]), genotype=genotype,
-                                auxiliary=float(config.get("auxiliary_weight") or 0.0) > 0)
+            torch.manual_seed(s.seed)
+            return DartsNetwork(C=s.channels, num_classes=NUM_CLASSES, layers=s.layers, genotype=result.genotype,
+                                auxiliary=s.auxiliary_weight > 0)
 
-    def build_training(self, network: nn.Module, config: Config, steps_per_epoch: int) -> TrainSetup:
+    def build_training(self, network: nn.Module, s: ClassificationSettings, steps_per_epoch: int) -> TrainSetup:
         """SGD (lr, momentum, weight decay) with cosine annealing to ``lr_min`` over ``epochs``."""
-        optimizer = torch.optim.SGD(network.parameters(), lr=config["lr"], momentum=config["momentum"],
-                                    weight_decay=config["weight_decay"])
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, T_max=float(config["epochs"]), eta_min=config.get("lr_min") or 0.0)
-        return TrainSetup(optimizer, scheduler)
+        optimizer = torch.optim.SGD(network.parameters(), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=float(s.epochs), eta_min=s.lr_min)
+        return TrainSetup([TrainGroup("weights", optimizer, grad_clip=s.grad_clip)], [scheduler])
 
-    def on_epoch(self, network: nn.Module, epoch: int, config: Config) -> None:
+    def on_epoch(self, network: nn.Module, epoch: int, s: ClassificationSettings) -> None:
         """Drop path ``drop_path * epoch / epochs`` (epoch counted from 0), as DARTS's ``train.py``."""
-        network.drop_path_prob = float(config.get("drop_path") or 0.0) * epoch / max(int(config["epochs"]), 1)
+        network.drop_path_prob = s.drop_path * epoch / max(s.epochs, 1)
 
-    def train_loss(self, network: nn.Module, batch: dict[str, Any], config: Config) -> Tensor:
-        """Cross entropy of the logits, plus ``auxiliary_weight`` x that of the auxiliary head."""
+    def train_losses(self, network: nn.Module, batch: dict[str, Any], s: ClassificationSettings) -> dict[str, Tensor]:
+        """``loss``: cross entropy of the logits, plus ``auxiliary_weight`` x that of the auxiliary head."""
         out = network(batch["image"])
         if isinstance(out, tuple):
             logits, aux = out
-            return (F.cross_entropy(logits, batch["label"])
-                    + float(config.get("auxiliary_weight") or 0.0) * F.cross_entropy(aux, batch["label"]))
-        return F.cross_entropy(out, batch["label"])
+            return {"loss": F.cross_entropy(logits, batch["label"])
+                    + s.auxiliary_weight * F.cross_entropy(aux, batch["label"])}
+        return {"loss": F.cross_entropy(out, batch["label"])}
 
     def count_parameters(self, network: nn.Module) -> int:
         """Parameters without the auxiliary head (DARTS_V2 at 36 x 20: 3.3M)."""

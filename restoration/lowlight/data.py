@@ -22,10 +22,11 @@ from torch.utils.data import Dataset
 
 from datasets import DataError, PairedFolder, SyntheticLowLight, UnpairedFolder
 from datasets.paired import PAIR_DIRS, SPLIT_DIRS
+from datasets.splits import split_indices
 from datasets.synthetic_lowlight import DEFAULT_SIZE
 from datasets.transforms import as_hw, paired_random_crop, paired_random_flip
 
-__all__ = ["AugmentedView", "has_pairs", "open_folder", "search_sets", "train_sets", "test_set"]
+__all__ = ["AugmentedView", "has_pairs", "is_paired", "open_folder", "search_sets", "train_sets", "test_set"]
 
 #: Seed of the embedded synthetic data (its content never depends on the run's seed).
 SYNTHETIC_SEED = 0
@@ -111,39 +112,89 @@ def is_paired(dataset: Dataset) -> bool:
     return isinstance(base, (PairedFolder, SyntheticLowLight))
 
 
-def _train_base(config: dict[str, Any]) -> Dataset:
-    if config.get("data") is None:
-        crop = config.get("crop")
-        size = DEFAULT_SIZE["train"] if crop is None else max(DEFAULT_SIZE["train"], *as_hw(crop))
-        return SyntheticLowLight("train", size=size, count=config.get("synthetic_count"), seed=SYNTHETIC_SEED)
-    return open_folder(config["data"], "train")
+def _test_files(root: Path) -> set[str] | None:
+    """File names of the test split of ``root`` (LOL ``eval15`` or ``test``), None when it has none."""
+    for name in SPLIT_DIRS["test"]:
+        for a, _ in PAIR_DIRS:
+            if (root / name / a).is_dir():
+                return {f.name for f in (root / name / a).iterdir() if f.is_file()}
+    return None
 
 
-def search_sets(config: dict[str, Any]) -> tuple[AugmentedView, AugmentedView]:
-    """Training split cut into two contiguous halves: lower (weights) and upper (architecture)."""
-    base = _train_base(config)
-    n = len(base)  # type: ignore[arg-type]
+class _Folder:
+    """The training folder of ``settings.data``: the training pairs (or images), the indices that
+    train and those that validate, and the validation set (a ``val`` folder, or a seeded slice of
+    the training split: never the test files). ``note`` says which, for the user."""
+
+    def __init__(self, s: Any) -> None:
+        root = Path(s.data)
+        self.base = open_folder(str(root), "train")
+        n = len(self.base)  # type: ignore[arg-type]
+        if (root / "val").is_dir():
+            val = open_folder(str(root / "val"), "val", s.pad_multiple)
+            names = ({a.name for a, _ in val.pairs} if hasattr(val, "pairs")  # type: ignore[attr-defined]
+                     else {Path(f).name for f in val.files})  # type: ignore[attr-defined]
+            test = _test_files(root)
+            if test is not None and names and names == test:
+                raise DataError(f"validation folder '{root / 'val'}' holds the same files as the test split; "
+                                "validation must not read test files: remove it to validate on a slice of training")
+            self.train_idx, self.val_idx, self.val = list(range(n)), [], val
+            self.note = f"validation: {len(val)} images of '{root / 'val'}'"  # type: ignore[arg-type]
+        else:
+            self.train_idx, self.val_idx = split_indices(n, s.val_fraction, s.seed)
+            full = open_folder(str(root), "train", s.pad_multiple)
+            self.val = AugmentedView(full, self.val_idx, None, False, s.seed) if self.val_idx else None
+            where = getattr(self.base, "input_dir", getattr(self.base, "folder", root))
+            names = [self._name(i) for i in self.val_idx]
+            shown = ", ".join(names[:8]) + (f", ... ({len(names)} in all)" if len(names) > 8 else "")
+            self.note = (f"validation: {len(self.val_idx)} of the {n} training images of '{where}' held out "
+                         f"(val_fraction {s.val_fraction}, seed {s.seed}): {shown or 'none'}; the test split "
+                         "is never read")
+        self.split = {"train": len(self.train_idx), "val": [self._name(i) for i in self.val_idx]}
+
+    def _name(self, index: int) -> str:
+        if hasattr(self.base, "pairs"):
+            return self.base.pairs[index][0].name  # type: ignore[attr-defined]
+        return Path(self.base.files[index]).name  # type: ignore[attr-defined]
+
+
+def _train_base(s: Any) -> Dataset:
+    crop = s.crop
+    size = DEFAULT_SIZE["train"] if crop is None else max(DEFAULT_SIZE["train"], *as_hw(crop))
+    return SyntheticLowLight("train", size=size, count=s.synthetic_count, seed=SYNTHETIC_SEED)
+
+
+def search_sets(s: Any) -> tuple[AugmentedView, AugmentedView, str]:
+    """Training split (validation slice excluded) cut into two contiguous halves: lower (weights)
+    and upper (architecture); and a note on the split."""
+    if s.data is None:
+        base, indices, note = _train_base(s), None, "embedded synthetic training pairs"
+    else:
+        folder = _Folder(s)
+        base, indices, note = folder.base, folder.train_idx, folder.note
+    indices = list(range(len(base))) if indices is None else indices  # type: ignore[arg-type]
+    n = len(indices)
     if n < 2:
         raise DataError(f"the search needs at least 2 training images (one per level), found {n}; add images")
-    seed, crop, flip = int(config.get("seed", 0)), config.get("crop"), bool(config.get("flip", True))
     half = n // 2
-    return (AugmentedView(base, range(half), crop, flip, seed),
-            AugmentedView(base, range(half, n), crop, flip, seed + 1))
+    return (AugmentedView(base, indices[:half], s.crop, s.flip, s.seed),
+            AugmentedView(base, indices[half:], s.crop, s.flip, s.seed + 1), note)
 
 
-def train_sets(config: dict[str, Any]) -> tuple[AugmentedView, Dataset]:
-    """(training set with crops/flips, validation set at full resolution)."""
-    base = _train_base(config)
-    train = AugmentedView(base, None, config.get("crop"), bool(config.get("flip", True)), int(config.get("seed", 0)))
-    if config.get("data") is None:
-        val: Dataset = SyntheticLowLight("val", seed=SYNTHETIC_SEED)
-    else:
-        val = open_folder(config["data"], "val", int(config.get("pad_multiple", 1)))
-    return train, val
+def train_sets(s: Any) -> tuple[AugmentedView, Dataset | None, str, dict[str, Any]]:
+    """(training set with crops/flips, validation set at full resolution or None, a note on the
+    split, the split record written to config.json)."""
+    if s.data is None:
+        train = AugmentedView(_train_base(s), None, s.crop, s.flip, s.seed)
+        val = SyntheticLowLight("val", seed=SYNTHETIC_SEED)
+        return train, val, "validation: the embedded validation split (its own source photograph)", {}
+    folder = _Folder(s)
+    train = AugmentedView(folder.base, folder.train_idx, s.crop, s.flip, s.seed)
+    return train, folder.val, folder.note, folder.split
 
 
-def test_set(data: Optional[str], config: dict[str, Any]) -> Dataset:
+def test_set(data: Optional[str], s: Any) -> Dataset:
     """The folder ``data`` (its test split, or the folder itself) or the synthetic test split."""
     if data is None:
         return SyntheticLowLight("test", seed=SYNTHETIC_SEED)
-    return open_folder(data, "test", int(config.get("pad_multiple", 1)))
+    return open_folder(data, "test", s.pad_multiple)

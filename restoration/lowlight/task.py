@@ -1,21 +1,21 @@
 """The low-light enhancement application (RUAS, Liu et al., CVPR 2021) as a ``Task``.
 
-Search (RUAS's cooperative search): the lower variables are ALL supernet weights (IEM and NRM),
-trained on ``IEM loss + NRM loss`` of the lower half of the training split (unsupervised, no
-reference needed). Two upper groups share them:
+Search: a RUAS supernet (IEM and NRM cells with alphas) and two upper groups, ``"iem"`` (the IEM
+alphas, every step, upper loss IEM + NRM) and ``"nrm"`` (the NRM alphas, every ``nrm_every``
+steps, upper loss NRM), each with its own bilevel problem. With ``lower_problems="shared"`` (the
+default recipe) both groups sit over one lower level: all supernet weights on IEM + NRM losses,
+stepped once per step. With ``"separate"`` (the ``ruas`` recipe, RUAS's cooperative search) each
+group has its own: IEM weights on the IEM loss every step, NRM weights on the NRM loss every
+``nrm_every`` steps. Each problem holds every other variable (the other alphas and, when
+separate, the other weights) as constant ``buffers``: detached views that follow the other
+group's optimizer steps. The search is unsupervised (no reference needed) unless ``supervised``.
 
-* ``"iem"``: the IEM alphas, every step, on ``IEM loss + NRM loss`` of the upper half;
-* ``"nrm"``: the NRM alphas, every ``nrm_every`` steps (RUAS: 10), on the NRM loss.
-
-Each group's ``BilevelProblem`` holds the OTHER group's alphas as constant ``buffers`` (detached
-views sharing storage, so they follow that group's optimizer): the supernet always runs with
-every architecture variable, and the lower step, which the loop makes through the last group's
-problem, sees both alphas as constants.
-
-Training retrains the discrete ``RUASNet`` with Adam. ``supervised`` (``"auto"`` by default:
-on when the data has references) adds ``L1(output, target)`` to the RUAS losses, weighted by
-``unsupervised_weight``; without references the loss is RUAS's. Evaluation: PSNR and SSIM on
-RGB in [0, 1] at full resolution (LOL convention). See ``task_defaults.py`` for the budgets.
+Training retrains the discrete ``RUASNet``: one Adam group on one loss (default recipe: L1 to the
+reference + ``unsupervised_weight`` x RUAS losses when the data has references), or two SGD groups
+(``train_optimizer="sgd"``, the ``ruas`` recipe): IEM weights on the IEM loss every step, NRM
+weights on the NRM loss every ``nrm_every`` steps. The model is selected on validation PSNR
+(a validation split, never the test files). Evaluation: PSNR and SSIM on RGB in [0, 1] at full
+resolution (LOL convention). Settings and the two recipes: ``settings.py``.
 """
 
 from __future__ import annotations
@@ -31,17 +31,17 @@ from torch.utils.data import Dataset
 from torchvision.utils import make_grid
 
 import bilevel
+from bilevel import Group, LowerLevel
 from datasets import DataError, write_image
 from datasets.transforms import unpad
-from nas.genotype import Genotype
-from nas.task import Config, SearchSetup, Task, TrainSetup, UpperGroup
 from restoration.lowlight import data as lldata
 from restoration.lowlight.genotype import CELL_NAMES, SPACE, derive_ruas, genotype_to_ops
 from restoration.lowlight.losses import ruas_losses
 from restoration.lowlight.model import RUASNet, RUASSearch
 from restoration.lowlight.ops import RUAS_PRIMITIVES
-from restoration.lowlight.task_defaults import ARCH_BETAS, SEARCH_DEFAULTS, TRAIN_DEFAULTS, add_task_arguments
+from restoration.lowlight.settings import ARCH_BETAS, RECIPES, LowLightSettings, add_task_arguments
 from restoration.metrics import psnr, ssim
+from tasks import SearchResult, SearchSetup, Task, TrainGroup, TrainSetup
 
 __all__ = ["LowLightTask", "OUTPUT_KEYS"]
 
@@ -49,152 +49,170 @@ __all__ = ["LowLightTask", "OUTPUT_KEYS"]
 OUTPUT_KEYS = ("out", "u")
 
 
-def _use_supervision(config: Config, batch: dict[str, Any]) -> bool:
-    mode = config.get("supervised", "auto")
+def _use_supervision(s: LowLightSettings, batch: dict[str, Any]) -> bool:
     has_target = "target" in batch
-    if mode in (None, "auto"):
+    if s.supervised == "auto":
         return has_target
-    if mode and not has_target:
+    if s.supervised and not has_target:
         raise DataError("supervised training needs reference images, but the data has none; "
                         "use a paired folder (e.g. ROOT/{low,high}) or pass --no-supervised")
-    return bool(mode)
+    return bool(s.supervised)
 
 
-def objective(outputs: dict[str, Tensor], batch: dict[str, Any], config: Config, terms: str) -> Tensor:
-    """``terms`` = ``"both"`` (IEM + NRM) or ``"nrm"``, plus the weighted L1 to the target when
-    supervised (then the RUAS terms are scaled by ``unsupervised_weight``)."""
+def objective(outputs: dict[str, Tensor], batch: dict[str, Any], s: LowLightSettings, terms: str) -> Tensor:
+    """RUAS losses ``terms`` (``"both"``: IEM + NRM, ``"iem"``, ``"nrm"``), plus the L1 to the target
+    when supervised (then the RUAS terms are scaled by ``unsupervised_weight``)."""
     losses = ruas_losses(outputs, batch["input"])
-    unsup = losses["iem"] + losses["nrm"] if terms == "both" else losses["nrm"]
-    if not _use_supervision(config, batch):
+    unsup = losses["iem"] + losses["nrm"] if terms == "both" else losses[terms]
+    if not _use_supervision(s, batch):
         return unsup
-    key = config.get("output", "out")
-    sup = F.l1_loss(outputs[key], batch["target"])
-    return sup + float(config.get("unsupervised_weight", 0.0)) * unsup
+    sup = F.l1_loss(outputs[s.output], batch["target"])
+    return sup + s.unsupervised_weight * unsup
 
 
-def _require_pairs_if_supervised(dataset: Dataset, config: Config) -> None:
-    if config.get("supervised") is True and not lldata.is_paired(dataset):
-        raise DataError(f"--supervised needs reference images, but '{config.get('data')}' has none; "
+def _require_pairs_if_supervised(dataset: Dataset, s: LowLightSettings) -> None:
+    if s.supervised is True and not lldata.is_paired(dataset):
+        raise DataError(f"--supervised needs reference images, but '{s.data}' has none; "
                         "drop --supervised or use a paired folder")
 
 
+def _frozen(*dicts: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Detached views sharing storage: they follow the owning optimizer, no gradient flows in."""
+    return {k: v.detach() for d in dicts for k, v in d.items()}
+
+
 class LowLightTask(Task):
-    """RUAS low-light enhancement. Config keys: see ``task_defaults.py``."""
+    """RUAS low-light enhancement (see the module docstring)."""
 
     name = "lowlight"
     space = SPACE
     cell_names = CELL_NAMES
     primitives = tuple(RUAS_PRIMITIVES)
+    results = ("genotype",)
+    Settings = LowLightSettings
+    recipes = RECIPES
     default_method = "darts2"
-    metric = "psnr"
-    metric_keys = ("psnr", "ssim")
+    metrics = {"psnr": "max", "ssim": "max"}
+    select = "psnr"
     data_help = ("low-light pairs: LOL (DIR/our485/{low,high}, DIR/eval15/{low,high}), DIR/{low,high}, "
-                 "DIR/{input,expert} or split folders DIR/{train,val,test}/...; a folder of images "
-                 "without references works unsupervised; default: embedded synthetic pairs")
-    search_defaults = SEARCH_DEFAULTS
-    train_defaults = TRAIN_DEFAULTS
+                 "DIR/{input,expert} or split folders DIR/{train,val,test}/...; validation is DIR/val or a "
+                 "seeded slice of the training split, never the test files; a folder of images without "
+                 "references works unsupervised; default: embedded synthetic pairs")
 
     def __init__(self) -> None:
         self._references = True  # whether the last test_data had references (evaluation_note)
+        self.split_note = ""
+        self.split: dict[str, Any] = {}
 
     def add_arguments(self, parser: argparse.ArgumentParser, stage: str) -> None:
         add_task_arguments(parser, stage)
 
     # -- search ----------------------------------------------------------------------------
-    def search_data(self, config: Config) -> tuple[Dataset, Dataset]:
-        lower, upper = lldata.search_sets(config)
-        _require_pairs_if_supervised(lower, config)
+    def search_data(self, s: LowLightSettings) -> tuple[Dataset, Dataset]:
+        lower, upper, self.split_note = lldata.search_sets(s)
+        _require_pairs_if_supervised(lower, s)
         return lower, upper
 
-    def build_search(self, config: Config, device: torch.device) -> SearchSetup:
-        supernet = RUASSearch(int(config["iem_stages"]), int(config["nrm_cells"]), int(config["nrm_channels"]),
-                              self.primitives).to(device)
-        weights = supernet.weight_parameters()
+    def build_search(self, s: LowLightSettings, device: torch.device) -> SearchSetup:
+        supernet = RUASSearch(s.iem_stages, s.nrm_cells, s.nrm_channels, self.primitives).to(device)
         alphas = {part: supernet.arch_parameters(part) for part in CELL_NAMES}
 
-        def run(lower: dict[str, Tensor], upper: dict[str, Tensor], batch: dict[str, Any]) -> dict[str, Tensor]:
-            return bilevel.call(supernet, {**lower, **upper}, batch["input"])
+        def loss(terms: str) -> bilevel.problem.Loss:
+            def f(lower: dict[str, Tensor], upper: dict[str, Tensor], batch: dict[str, Any]) -> Tensor:
+                return objective(bilevel.call(supernet, {**lower, **upper}, batch["input"]), batch, s, terms)
+            return f
 
-        def lower_loss(lower, upper, batch):  # type: ignore[no-untyped-def]
-            return objective(run(lower, upper, batch), batch, config, "both")
-
-        def upper_loss_iem(lower, upper, batch):  # type: ignore[no-untyped-def]
-            return objective(run(lower, upper, batch), batch, config, "both")
-
-        def upper_loss_nrm(lower, upper, batch):  # type: ignore[no-untyped-def]
-            return objective(run(lower, upper, batch), batch, config, "nrm")
-
-        def frozen(part: str) -> dict[str, Tensor]:
-            # Detached views share storage with the parameters: they follow the other group's
-            # optimizer steps, and no gradient reaches them through this problem.
-            return {k: v.detach() for k, v in alphas[part].items()}
-
-        problems = {
-            "iem": bilevel.BilevelProblem(weights, alphas["iem"], lower_loss, upper_loss_iem, buffers=frozen("nrm")),
-            "nrm": bilevel.BilevelProblem(weights, alphas["nrm"], lower_loss, upper_loss_nrm, buffers=frozen("iem")),
-        }
-        every = {"iem": 1, "nrm": int(config["nrm_every"])}
-        if every["nrm"] < 1:
-            raise DataError(f"nrm_every must be >= 1, got {every['nrm']}")
-        groups = [
-            UpperGroup(part, problems[part],
-                       torch.optim.Adam(alphas[part].values(), lr=float(config["arch_lr"]), betas=ARCH_BETAS,
-                                        weight_decay=float(config["arch_weight_decay"])),
-                       every=every[part])
-            for part in CELL_NAMES
-        ]
-        lower_optimizer = self._lower_optimizer(weights.values(), config)
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-            lower_optimizer, T_max=int(config["epochs"]), eta_min=float(config["lr_min"]))
-        return SearchSetup(supernet, groups, lower_optimizer, scheduler)
+        upper_terms = {"iem": "both", "nrm": "nrm"}
+        every = {"iem": 1, "nrm": s.nrm_every}
+        if s.lower_problems == "shared":
+            weights = supernet.weight_parameters()
+            shared = LowerLevel("weights", self._lower_optimizer(weights.values(), s), grad_clip=s.lower_grad_clip)
+            levels = {"iem": shared, "nrm": shared}
+            lower_vars = {"iem": weights, "nrm": weights}
+            lower_terms = {"iem": "both", "nrm": "both"}
+        else:
+            lower_vars = {part: supernet.weight_parameters(part) for part in CELL_NAMES}
+            levels = {part: LowerLevel(part, self._lower_optimizer(lower_vars[part].values(), s),
+                                       every=every[part], grad_clip=s.lower_grad_clip) for part in CELL_NAMES}
+            lower_terms = {"iem": "iem", "nrm": "nrm"}
+        groups = []
+        for part in CELL_NAMES:
+            other = "nrm" if part == "iem" else "iem"
+            constants = _frozen(alphas[other], {} if lower_vars[other] is lower_vars[part] else lower_vars[other])
+            problem = bilevel.BilevelProblem(lower_vars[part], alphas[part], loss(lower_terms[part]),
+                                             loss(upper_terms[part]), buffers=constants)
+            adam = torch.optim.Adam(alphas[part].values(), lr=s.arch_lr, betas=ARCH_BETAS,
+                                    weight_decay=s.arch_weight_decay)
+            groups.append(Group(part, problem, adam, levels[part], every=every[part], grad_clip=s.grad_clip))
+        schedulers = [] if s.lr_schedule == "constant" else [
+            torch.optim.lr_scheduler.CosineAnnealingLR(level.optimizer, T_max=s.epochs, eta_min=s.lr_min)
+            for level in dict.fromkeys(levels.values())]
+        return SearchSetup(supernet, groups, schedulers)
 
     @staticmethod
-    def _lower_optimizer(params: Any, config: Config) -> torch.optim.Optimizer:
-        kind = config.get("lower_optimizer", "sgd")
-        lr, wd = float(config["lr"]), float(config["weight_decay"])
-        if kind == "sgd":
-            return torch.optim.SGD(params, lr=lr, momentum=float(config["momentum"]), weight_decay=wd)
-        if kind == "adam":
-            return torch.optim.Adam(params, lr=lr, weight_decay=wd)
-        raise DataError(f"lower_optimizer must be 'sgd' or 'adam', got {kind!r}")
+    def _lower_optimizer(params: Any, s: LowLightSettings) -> torch.optim.Optimizer:
+        if s.lower_optimizer == "sgd":
+            return torch.optim.SGD(params, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
+        return torch.optim.Adam(params, lr=s.lr, weight_decay=s.weight_decay)
 
-    def derive(self, supernet: nn.Module) -> Genotype:
-        return derive_ruas({"iem": supernet.alphas_iem, "nrm": supernet.alphas_nrm}, self.primitives)
+    def search_result(self, setup: SearchSetup) -> SearchResult:
+        net = setup.supernet
+        return SearchResult(genotype=derive_ruas({"iem": net.alphas_iem, "nrm": net.alphas_nrm}, self.primitives))
 
     # -- train -----------------------------------------------------------------------------
-    def train_data(self, config: Config) -> tuple[Dataset, Dataset]:
-        train, val = lldata.train_sets(config)
-        _require_pairs_if_supervised(train, config)
+    def train_data(self, s: LowLightSettings) -> tuple[Dataset, Dataset | None]:
+        train, val, self.split_note, self.split = lldata.train_sets(s)
+        _require_pairs_if_supervised(train, s)
         return train, val
 
-    def check_genotype(self, genotype: Genotype, source: str = "") -> None:
+    def training_note(self, s: LowLightSettings, train_set: Dataset) -> str:
+        supervised = s.supervised is True or (s.supervised == "auto" and lldata.is_paired(train_set))
+        if s.train_optimizer == "sgd":
+            what = (f"IEM weights on the IEM loss every step, NRM weights on the NRM loss every {s.nrm_every} steps "
+                    "(SGD)")
+        else:
+            what = "all weights on IEM + NRM losses (Adam)"
+        if supervised:
+            what += f", plus L1 to the reference (RUAS losses weighted {s.unsupervised_weight})"
+        else:
+            what += ", unsupervised (RUAS's losses only)"
+        return f"optimising: {what}; model selected on validation psnr\n{self.split_note}"
+
+    def check_genotype(self, genotype: Any, source: str = "") -> None:
         super().check_genotype(genotype, source)
         genotype_to_ops(genotype, source)
 
-    def build_network(self, genotype: Genotype, config: Config) -> nn.Module:
-        self.check_genotype(genotype)
-        ops = genotype_to_ops(genotype)
-        net = RUASNet(ops["iem_ops"], ops["nrm_ops"], int(config.get("iem_stages", 3)),
-                      int(config.get("nrm_cells", 3)), int(config.get("nrm_channels", 6)))
-        key = config.get("output", "out")
-        if key not in OUTPUT_KEYS:
-            raise DataError(f"output must be one of {OUTPUT_KEYS}, got {key!r}")
-        net.output_key = key  # read by evaluate_batch/samples (evaluate.py rebuilds from the config)
+    def build_network(self, result: SearchResult, s: LowLightSettings) -> nn.Module:
+        self.check_result(result)
+        ops = genotype_to_ops(result.genotype)
+        net = RUASNet(ops["iem_ops"], ops["nrm_ops"], s.iem_stages, s.nrm_cells, s.nrm_channels)
+        net.output_key = s.output  # read by evaluate_batch/samples (evaluate.py rebuilds from the settings)
         return net
 
-    def build_training(self, network: nn.Module, config: Config, steps_per_epoch: int) -> TrainSetup:
-        optimizer = torch.optim.Adam(network.parameters(), lr=float(config["lr"]),
-                                     weight_decay=float(config["weight_decay"]))
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, T_max=int(config["epochs"]), eta_min=float(config["lr_min"]))
-        return TrainSetup(optimizer, scheduler)
+    def build_training(self, network: nn.Module, s: LowLightSettings, steps_per_epoch: int) -> TrainSetup:
+        if s.train_optimizer == "adam":
+            groups = [TrainGroup("all", torch.optim.Adam(network.parameters(), lr=s.lr, weight_decay=s.weight_decay),
+                                 loss="loss", grad_clip=s.grad_clip)]
+        else:
+            def sgd(module: nn.Module, lr: float) -> torch.optim.Optimizer:
+                return torch.optim.SGD(module.parameters(), lr=lr, momentum=s.momentum, weight_decay=s.weight_decay)
+            groups = [TrainGroup("iem", sgd(network.iem, s.iem_lr), loss="iem", grad_clip=s.grad_clip),
+                      TrainGroup("nrm", sgd(network.nrm, s.nrm_lr), loss="nrm", every=s.nrm_every,
+                                 grad_clip=s.grad_clip)]
+        schedulers = [] if s.lr_schedule == "constant" else [
+            torch.optim.lr_scheduler.CosineAnnealingLR(g.optimizer, T_max=s.epochs, eta_min=s.lr_min) for g in groups]
+        return TrainSetup(groups, schedulers)
 
-    def train_loss(self, network: nn.Module, batch: dict[str, Any], config: Config) -> Tensor:
-        return objective(network(batch["input"]), batch, config, "both")
+    def train_losses(self, network: nn.Module, batch: dict[str, Any], s: LowLightSettings) -> dict[str, Tensor]:
+        """``loss`` (IEM + NRM terms, the Adam group's), ``iem`` and ``nrm`` (the SGD groups')."""
+        outputs = network(batch["input"])
+        if s.train_optimizer == "adam":
+            return {"loss": objective(outputs, batch, s, "both")}
+        return {"iem": objective(outputs, batch, s, "iem"), "nrm": objective(outputs, batch, s, "nrm")}
 
     # -- evaluate --------------------------------------------------------------------------
-    def test_data(self, data: str | None, config: Config) -> Dataset:
-        dataset = lldata.test_set(data, config)
+    def test_data(self, data: str | None, s: LowLightSettings) -> Dataset:
+        dataset = lldata.test_set(data, s)
         self._references = lldata.is_paired(dataset)
         return dataset
 

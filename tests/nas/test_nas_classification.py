@@ -17,15 +17,14 @@ from nas import DARTS_V2, Genotype, GenotypeError
 from nas.classification import ClassificationTask
 from nas.classification import data as cdata
 from nas.classification.synthetic import SYNTHETIC_CLASSES, synthetic_shapes
+from tasks import SearchResult
 
 TINY = {"channels": 4, "layers": 3, "batch_size": 2, "seed": 0, "data": None,
         "synthetic_train": 40, "synthetic_test": 20}
 
 
-def tiny(stage: str = "search", **over) -> dict:
-    task = ClassificationTask()
-    base = task.search_defaults if stage == "search" else task.train_defaults
-    return {**base, **TINY, **over}
+def tiny(stage: str = "search", **over):
+    return ClassificationTask().settings(stage).replace({**TINY, **over})
 
 
 def batch(n: int = 2, size: int = 32, seed: int = 0) -> dict:
@@ -119,6 +118,8 @@ def test_search_split_follows_train_portion():
     assert upper.base.epoch == 2
     with pytest.raises(ValueError, match="train_portion"):
         task.search_data(tiny(train_portion=1.0))
+    with pytest.raises(ValueError, match="train_portion must be in"):
+        tiny(train_portion=1.5)
 
 
 # -- CIFAR-10 folders ----------------------------------------------------------------------------
@@ -153,8 +154,13 @@ def test_cifar_folder_in_torchvision_format_loads(tmp_path):
     cfg = tiny(data=str(tmp_path))
     lower, upper = task.search_data(cfg)
     assert (len(lower), len(upper)) == (7, 8)
-    train_set, test_set = task.train_data(tiny("train", data=str(tmp_path)))
-    assert len(train_set) == 15 and len(test_set) == 3 and train_set.cutout == 16
+    train_set, val_set = task.train_data(tiny("train", data=str(tmp_path)))
+    assert len(train_set) == 15 and val_set is None and train_set.cutout == 16  # DARTS: no validation
+    train_set, val_set = task.train_data(tiny("train", data=str(tmp_path), val_fraction=0.2))
+    assert (len(train_set), len(val_set)) == (12, 3)
+    train_names = {train_set[i]["name"] for i in range(12)}
+    val_names = {val_set[i]["name"] for i in range(3)}
+    assert not train_names & val_names and train_names | val_names == {f"{i:05d}" for i in range(15)}
     assert len(task.test_data(str(tmp_path), cfg)) == 3
 
 
@@ -193,15 +199,15 @@ def test_build_search_runs_a_bilevel_step(method):
     assert set(group.problem.buffers) == {n for n, _ in net.named_buffers()}
     alphas = {k: v.detach().clone() for k, v in group.problem.upper.items()}
     stem = net.stem[0].weight.detach().clone()
-    loop = bilevel.BilevelLoop(group.problem, method, group.optimizer, setup.lower_optimizer,
-                               grad_clip=cfg["grad_clip"], lower_grad_clip=cfg["lower_grad_clip"])
+    assert group.grad_clip == cfg.grad_clip and group.lower.grad_clip == cfg.lower_grad_clip
+    loop = bilevel.GroupedLoop(setup.groups, method)
     stats = loop.step(batch(2, 16, seed=1), batch(2, 16, seed=2))
-    assert np.isfinite(stats["upper_loss"]) and np.isfinite(stats["lower_loss"])
+    assert np.isfinite(stats["upper_loss/arch"]) and np.isfinite(stats["lower_loss/weights"])
     assert all(not torch.equal(alphas[k], v) for k, v in group.problem.upper.items())
     assert not torch.equal(stem, net.stem[0].weight)
-    setup.scheduler.step()
-    assert setup.lower_optimizer.param_groups[0]["lr"] < cfg["lr"]
-    assert task.derive(net).space == "darts"
+    setup.schedulers[0].step()
+    assert group.lower.optimizer.param_groups[0]["lr"] < cfg.lr
+    assert task.search_result(setup).genotype.space == "darts"
 
 
 def test_build_search_is_seeded_and_uses_darts_optimizers():
@@ -214,7 +220,7 @@ def test_build_search_is_seeded_and_uses_darts_optimizers():
     opt = a.groups[0].optimizer
     assert isinstance(opt, torch.optim.Adam) and opt.defaults["betas"] == (0.5, 0.999)
     assert opt.defaults["lr"] == 3e-4 and opt.defaults["weight_decay"] == 1e-3
-    sgd = a.lower_optimizer.defaults
+    sgd = a.groups[0].lower.optimizer.defaults
     assert (sgd["lr"], sgd["momentum"], sgd["weight_decay"]) == (0.025, 0.9, 3e-4)
 
 
@@ -222,30 +228,30 @@ def test_build_search_is_seeded_and_uses_darts_optimizers():
 def test_network_from_darts_v2_trains_and_evaluates():
     task = ClassificationTask()
     cfg = tiny("train", epochs=10)
-    net = task.build_network(DARTS_V2, cfg)
+    net = task.build_network(SearchResult(DARTS_V2), cfg)
     assert net.auxiliary_head is not None
     assert task.count_parameters(net) < sum(p.numel() for p in net.parameters())
     setup = task.build_training(net, cfg, steps_per_epoch=1)
     task.on_epoch(net, 5, cfg)
     assert net.drop_path_prob == pytest.approx(0.2 * 5 / 10)
     net.train()
-    loss = task.train_loss(net, batch(2, 32), cfg)
+    loss = task.train_losses(net, batch(2, 32), cfg)["loss"]
     assert loss.dim() == 0 and torch.isfinite(loss)
     loss.backward()
-    setup.optimizer.step()
+    setup.groups[0].optimizer.step()
     net.eval()
     b = batch(3, 32, seed=3)
     records, pred = task.evaluate_batch(net, b)
     assert [r["name"] for r in records] == b["name"]
     assert all(r["top1"] in (0.0, 100.0) for r in records)
     assert [r["top1"] for r in records] == [100.0 if p == y else 0.0 for p, y in zip(pred, b["label"])]
-    no_aux = task.build_network(DARTS_V2, tiny("train", auxiliary_weight=0.0))
+    no_aux = task.build_network(SearchResult(DARTS_V2), tiny("train", auxiliary_weight=0.0))
     assert no_aux.auxiliary_head is None
 
 
 def test_darts_v2_at_train_defaults_counts_3_3m_parameters():
     task = ClassificationTask()
-    net = task.build_network(DARTS_V2, {**task.train_defaults, "seed": 0})
+    net = task.build_network(SearchResult(DARTS_V2), task.settings("train"))
     assert task.count_parameters(net) == 3_349_342  # DARTS: 3.3M, auxiliary head excluded
     assert sum(p.numel() for p in net.parameters()) > 3_349_342
 
@@ -256,19 +262,19 @@ def test_genotype_of_another_space_is_refused():
     with pytest.raises(GenotypeError, match="space 'ruas'.*'darts'"):
         task.check_genotype(other, "file 'g.json'")
     with pytest.raises(GenotypeError):
-        task.build_network(other, tiny("train"))
+        task.build_network(SearchResult(other), tiny("train"))
     task.check_genotype(DARTS_V2)
 
 
 # -- configuration -------------------------------------------------------------------------------------
 def test_defaults_are_darts_and_flags_map_to_config_keys():
     task = ClassificationTask()
-    s, t = task.search_defaults, task.train_defaults
-    assert (s["channels"], s["layers"], s["epochs"], s["batch_size"], s["train_portion"]) == (16, 8, 50, 64, 0.5)
-    assert (s["lr"], s["lr_min"], s["lower_grad_clip"], s["grad_clip"]) == (0.025, 0.001, 5.0, None)
-    assert (t["channels"], t["layers"], t["epochs"], t["batch_size"]) == (36, 20, 600, 96)
-    assert (t["auxiliary_weight"], t["cutout"], t["drop_path"], t["grad_clip"]) == (0.4, 16, 0.2, 5.0)
-    assert set(s) == set(t)
+    s, t = task.settings("search"), task.settings("train")
+    assert (s.channels, s.layers, s.epochs, s.batch_size, s.train_portion) == (16, 8, 50, 64, 0.5)
+    assert (s.lr, s.lr_min, s.lower_grad_clip, s.grad_clip) == (0.025, 0.001, 5.0, None)
+    assert (t.channels, t.layers, t.epochs, t.batch_size) == (36, 20, 600, 96)
+    assert (t.auxiliary_weight, t.cutout, t.drop_path, t.grad_clip) == (0.4, 16, 0.2, 5.0)
+    s = s.to_dict()
     for stage, flags in (("search", ["--train-portion", "0.6"]), ("train", ["--auxiliary-weight", "0.3",
                                                                             "--drop-path", "0.1"])):
         parser = argparse.ArgumentParser()

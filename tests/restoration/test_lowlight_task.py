@@ -22,14 +22,13 @@ from restoration.lowlight.genotype import (
     reference_genotype,
 )
 from restoration.lowlight.task import LowLightTask
+from tasks import SearchResult, SearchSetup, SettingsError
 
 TINY = {"iem_stages": 1, "nrm_cells": 1, "nrm_channels": 3}
 
 
-def _config(stage: str = "search", **over) -> dict:
-    task = LowLightTask()
-    base = task.search_defaults if stage == "search" else task.train_defaults
-    return {**base, "seed": 0, "data": None, **TINY, **over}
+def _config(stage: str = "search", recipe: str = "default", **over):
+    return LowLightTask().settings(stage, recipe).replace({**TINY, **over})
 
 
 def _batch(n: int = 2, size: int = 16, target: bool = True) -> dict:
@@ -54,14 +53,15 @@ def test_genotype_op_lists_round_trip():
     lists = net.genotype_lists()
     derived = derive_ruas({"iem": net.alphas_iem, "nrm": net.alphas_nrm})
     assert genotype_to_ops(derived) == {"iem_ops": lists["iem"], "nrm_ops": lists["nrm"]}
-    assert genotype_to_ops(LowLightTask().derive(net)) == genotype_to_ops(derived)
+    result = LowLightTask().search_result(SearchSetup(net, []))
+    assert genotype_to_ops(result.genotype) == genotype_to_ops(derived)
 
 
 def test_reference_json_loads_and_builds_3438_params():
     task = LowLightTask()
     g = Genotype.load(RUAS_REFERENCE_PATH, primitives=RUAS_PRIMITIVES, cell_names=("iem", "nrm"))
     assert g == reference_genotype()
-    net = task.build_network(g, task.train_defaults)
+    net = task.build_network(SearchResult(g), task.settings("train"))
     assert isinstance(net, RUASNet) and task.count_parameters(net) == 3438
 
 
@@ -78,23 +78,19 @@ def test_check_genotype_refuses_other_spaces_and_topologies():
 
 
 @pytest.mark.parametrize("method", ["darts2", "cg"])
-def test_cooperative_step_updates_iem_every_step_and_nrm_every_k(method):
+def test_shared_lower_level_updates_iem_every_step_and_nrm_every_k(method):
     torch.manual_seed(0)
     task = LowLightTask()
-    config = _config(nrm_every=2)
-    setup = task.build_search(config, torch.device("cpu"))
+    setup = task.build_search(_config(nrm_every=2), torch.device("cpu"))
     assert [g.name for g in setup.groups] == ["iem", "nrm"] and [g.every for g in setup.groups] == [1, 2]
+    assert setup.groups[0].lower is setup.groups[1].lower  # one lower problem, stepped once per step
     net = setup.supernet
-    options = {"iters": 3} if method == "cg" else {}
-    loops = [bilevel.BilevelLoop(g.problem, method, g.optimizer, setup.lower_optimizer, options,
-                                 grad_clip=config["grad_clip"], lower_grad_clip=config["lower_grad_clip"])
-             for g in setup.groups]
+    loop = bilevel.GroupedLoop(setup.groups, method, {"iters": 3} if method == "cg" else {})
     lower, upper = _batch(size=12, target=False), _batch(size=12, target=False)
     for step in range(2):
         before = {k: v.detach().clone() for k, v in net.named_parameters()}
-        for i, (g, loop) in enumerate(zip(setup.groups, loops)):
-            stats = loop.step(lower, upper, update_upper=step % g.every == 0, update_lower=i == 1)
-        assert "lower_loss" in stats
+        stats = loop.step(lower, upper)
+        assert set(k for k in stats if k.startswith("lower_loss")) == {"lower_loss/weights"}
         changed = {k for k, v in net.named_parameters() if not torch.equal(v, before[k])}
         assert "alphas_iem" in changed
         assert ("alphas_nrm" in changed) == (step == 0)
@@ -107,9 +103,40 @@ def test_cooperative_step_updates_iem_every_step_and_nrm_every_k(method):
     assert set(iem_problem.lower) == set(net.weight_parameters())
 
 
+def test_ruas_recipe_separates_the_lower_problems():
+    """RUAS's cooperative search: IEM weights and alphas every step, NRM weights and alphas every k
+    steps, each on its own loss; the IEM lower loss does not depend on the NRM."""
+    torch.manual_seed(0)
+    task = LowLightTask()
+    s = _config(recipe="ruas", nrm_every=2, crop=16)
+    assert (s.epochs, s.batch_size, s.lr_schedule, s.weight_decay, s.arch_lr) == (20, 1, "constant", 0.0, 3e-4)
+    setup = task.build_search(s, torch.device("cpu"))
+    iem, nrm = setup.groups
+    assert iem.lower is not nrm.lower and (iem.lower.every, nrm.lower.every) == (1, 2)
+    assert set(iem.problem.lower) == set(setup.supernet.weight_parameters("iem"))
+    assert set(nrm.problem.lower) == set(setup.supernet.weight_parameters("nrm"))
+    assert set(iem.problem.buffers) >= set(nrm.problem.lower) and "alphas_nrm" in iem.problem.buffers
+    assert setup.schedulers == [] and isinstance(iem.lower.optimizer, torch.optim.SGD)
+    net = setup.supernet
+    loop = bilevel.GroupedLoop(setup.groups, "darts2")
+    batch = _batch(n=1, size=12, target=False)
+    # the IEM lower loss ignores the NRM weights: its gradient there is zero
+    f = iem.problem.lower_loss({**{k: v.detach().requires_grad_() for k, v in iem.problem.lower.items()},
+                                **iem.problem.buffers}, iem.problem.upper, batch)
+    for step in range(2):
+        before = {k: v.detach().clone() for k, v in net.named_parameters()}
+        stats = loop.step(batch, batch)
+        changed = {k for k, v in net.named_parameters() if not torch.equal(v, before[k])}
+        assert {"alphas_iem", "iem.cells.0.fuse.weight"} <= changed
+        assert ("alphas_nrm" in changed) == ("nrm.head.weight" in changed) == (step == 0)
+        assert ("lower_loss/nrm" in stats) == (step == 0) and "lower_loss/iem" in stats
+    assert f.ndim == 0
+
+
 def test_search_and_train_data_are_deterministic_halves():
     task = LowLightTask()
     lower, upper = task.search_data(_config(synthetic_count=4, crop=16))
+    assert "embedded" in task.split_note
     assert len(lower) == len(upper) == 2
     a, b = lower[0], lower[0]
     assert a["input"].shape == (3, 16, 16) and torch.equal(a["input"], b["input"])
@@ -119,21 +146,29 @@ def test_search_and_train_data_are_deterministic_halves():
     assert not torch.equal(upper[0]["input"], a["input"])
 
 
-def test_train_loss_supervised_and_unsupervised():
+def test_train_losses_supervised_unsupervised_and_ruas_groups():
     task = LowLightTask()
-    net = task.build_network(reference_genotype(), _config("train"))
+    net = task.build_network(SearchResult(reference_genotype()), _config("train"))
     batch = _batch()
-    sup = task.train_loss(net, batch, _config("train", supervised="auto"))
-    unsup = task.train_loss(net, batch, _config("train", supervised=False))
+    sup = task.train_losses(net, batch, _config("train", supervised="auto"))["loss"]
+    unsup = task.train_losses(net, batch, _config("train", supervised=False))["loss"]
     assert sup.ndim == 0 and unsup.ndim == 0 and not torch.isclose(sup, unsup)
-    assert torch.isclose(task.train_loss(net, _batch(target=False), _config("train")), unsup)
+    assert torch.isclose(task.train_losses(net, _batch(target=False), _config("train"))["loss"], unsup)
     with pytest.raises(DataError, match="reference"):
-        task.train_loss(net, _batch(target=False), _config("train", supervised=True))
+        task.train_losses(net, _batch(target=False), _config("train", supervised=True))
+    ruas = _config("train", recipe="ruas")
+    losses = task.train_losses(net, batch, ruas)
+    assert set(losses) == {"iem", "nrm"} and torch.isclose(losses["iem"] + losses["nrm"], unsup)
+    setup = task.build_training(net, ruas, steps_per_epoch=10)
+    (iem, nrm) = setup.groups
+    assert (iem.loss, iem.every, nrm.loss, nrm.every) == ("iem", 1, "nrm", 50)
+    assert iem.optimizer.defaults["lr"] == 0.015 and nrm.optimizer.defaults["lr"] == 0.001
+    assert {id(p) for p in iem.parameters()} == {id(p) for p in net.iem.parameters()}
 
 
 def test_evaluate_batch_and_save_outputs(tmp_path):
     task = LowLightTask()
-    net = task.build_network(reference_genotype(), _config("train"))
+    net = task.build_network(SearchResult(reference_genotype()), _config("train"))
     batch = _batch()
     records, outputs = task.evaluate_batch(net, batch)
     assert [set(r) for r in records] == [{"name", "psnr", "ssim"}] * 2
@@ -153,7 +188,7 @@ def test_unpaired_folder_gives_names_only(tmp_path):
     dataset = task.test_data(str(tmp_path / "data"), _config("train"))
     item = dataset[1]
     assert "target" not in item and item["input"].shape == (3, 13, 16)
-    net = task.build_network(reference_genotype(), _config("train"))
+    net = task.build_network(SearchResult(reference_genotype()), _config("train"))
     batch = {"input": item["input"][None], "name": [item["name"]], "size": item["size"][None]}
     records, outputs = task.evaluate_batch(net, batch)
     assert records == [{"name": "1.jpg"}]
@@ -184,5 +219,17 @@ def test_task_flags():
     train = argparse.ArgumentParser()
     LowLightTask().add_arguments(train, "train")
     assert train.parse_args(["--supervised"]).supervised is True
+    assert train.parse_args(["--nrm-every", "50"]).nrm_every == 50  # the ruas retraining's NRM period
     with pytest.raises(SystemExit):
-        train.parse_args(["--nrm-every", "5"])
+        train.parse_args(["--arch-lr", "1e-3"])
+
+
+def test_settings_are_validated():
+    with pytest.raises(SettingsError, match="unknown setting 'nrm_evrey'.*did you mean 'nrm_every'"):
+        _config(nrm_evrey=3)
+    with pytest.raises(SettingsError, match="nrm_every must be >= 1"):
+        _config(nrm_every=0)
+    with pytest.raises(SettingsError, match="lower_problems must be one of"):
+        _config(lower_problems="both")
+    with pytest.raises(SettingsError, match="no recipe 'paper'.*default, ruas"):
+        LowLightTask().settings("search", "paper")

@@ -1,0 +1,164 @@
+"""Settings, recipes and command-line flags of the low-light task.
+
+Two recipes:
+
+* ``"ruas"``, RUAS as published (``train_search.py`` and ``train.py`` of the RUAS code). Search:
+  two groups with SEPARATE lower problems, stepped in this order each step: IEM alphas (upper loss
+  IEM + NRM on the upper batch), IEM weights (lower loss: IEM loss); then every 10 steps NRM alphas
+  (upper loss: NRM loss), NRM weights (NRM loss). 20 epochs, batch 1, 320x320 crops; alphas Adam
+  3e-4, betas (0.5, 0.999), weight decay 1e-3; weights SGD 0.005 with momentum 0.9, no weight decay,
+  constant (RUAS builds a cosine schedule on an optimizer that never steps: the weight optimizers
+  keep 0.005), clipped to norm 5. Retraining unsupervised with RUAS's losses: IEM weights SGD 0.015
+  (momentum 0.9, weight decay 3e-4, clip 5) on the IEM loss every step, NRM weights SGD 0.001 on the
+  NRM loss every 50 steps, 800 steps at batch 1. Differences that remain: RUAS's virtual step uses
+  the cosine value as xi and adds weight decay 3e-4 that its optimizer does not apply (``darts2``
+  here follows the real optimizer); RUAS draws the same first validation image every step and its
+  retraining reads the first training image every step (both loaders are unshuffled and re-created),
+  here both are shuffled; RUAS starts the NRM of its retraining from released denoising weights,
+  here from scratch (nothing is downloaded).
+* ``"default"``: faster on a CPU and supervised when references exist. Search: one lower problem
+  (all supernet weights on IEM + NRM losses) shared by the two groups (IEM alphas every step on
+  IEM + NRM, NRM alphas every 10 steps on NRM), 6 epochs, batch 4, 48x48 crops, weights SGD 0.005
+  momentum 0.9 weight decay 3e-4 cosine to 0.001, alphas Adam 3e-3 (the 192-step search moves them
+  about as far as RUAS's 3e-4 over its 20 LOL epochs). Retraining: Adam 1e-3 cosine to 1e-5, 50
+  epochs, batch 8, 48x48 crops, L1 to the reference + 0.1 x RUAS losses when the data has
+  references, RUAS's losses alone otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from typing import Any
+
+from tasks.settings import Recipes, Settings, SettingsError, at_least, in_range, one_of, positive
+
+__all__ = ["ARCH_BETAS", "LowLightSettings", "RECIPES", "add_task_arguments"]
+
+#: Adam betas of the architecture optimizers (DARTS/RUAS architect).
+ARCH_BETAS = (0.5, 0.999)
+
+
+def _h(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass
+class LowLightSettings(Settings):
+    """Settings of the low-light task (see the module docstring for the two recipes)."""
+
+    iem_stages: int = field(default=3, metadata=_h("unrolled IEM stages"))
+    nrm_cells: int = field(default=3, metadata=_h("NRM cells"))
+    nrm_channels: int = field(default=6, metadata=_h("NRM width"))
+    crop: int | None = field(default=48, metadata=_h("random square training crop (None: whole items)"))
+    flip: bool = field(default=True, metadata=_h("random flips"))
+    eval_batch_size: int = field(default=1, metadata=_h("validation/test batch size"))
+    pad_multiple: int = field(default=1, metadata=_h("pad validation/test images to a multiple of this"))
+    output: str = field(default="out", metadata=_h("out: IEM + NRM; u: IEM only"))
+    synthetic_count: int = field(default=256, metadata=_h("embedded training pairs"))
+    val_fraction: float = field(default=0.1, metadata=_h("share of a training folder held out for validation"))
+    # optimisation
+    lr: float = field(default=0.005, metadata=_h("learning rate of the weights (joint lower/train optimizer)"))
+    lr_min: float = field(default=0.001, metadata=_h("cosine floor of the weights' learning rate"))
+    lr_schedule: str = field(default="cosine", metadata=_h("cosine or constant"))
+    momentum: float = field(default=0.9, metadata=_h("SGD momentum of the weights"))
+    weight_decay: float = field(default=3e-4, metadata=_h("weight decay of the weights"))
+    lower_optimizer: str = field(default="sgd", metadata=_h("search: sgd or adam for the weights"))
+    lower_problems: str = field(default="shared", metadata=_h("search: shared (one lower problem) or separate"))
+    arch_lr: float = field(default=3e-3, metadata=_h("Adam learning rate of the alphas"))
+    arch_weight_decay: float = field(default=1e-3, metadata=_h("weight decay of the alphas"))
+    grad_clip: float | None = field(default=5.0, metadata=_h("search: hypergradient clip; train: weights clip"))
+    lower_grad_clip: float | None = field(default=5.0, metadata=_h("search: clip of the weights' gradient"))
+    nrm_every: int = field(default=10, metadata=_h("NRM update period in steps (search: alphas; train: weights)"))
+    train_optimizer: str = field(default="adam", metadata=_h("train: adam (one group) or sgd (IEM and NRM groups)"))
+    iem_lr: float = field(default=0.015, metadata=_h("train with sgd: IEM learning rate"))
+    nrm_lr: float = field(default=0.001, metadata=_h("train with sgd: NRM learning rate"))
+    supervised: Any = field(default=False, metadata=_h("auto, true or false: add L1 to the reference"))
+    unsupervised_weight: float = field(default=1.0, metadata=_h("weight of RUAS's losses beside the L1"))
+
+    def check(self) -> None:
+        super().check()
+        for key in ("iem_stages", "nrm_cells", "nrm_channels", "eval_batch_size", "pad_multiple",
+                    "synthetic_count", "nrm_every"):
+            at_least(self, key, 1)
+        at_least(self, "crop", 8, optional=True)
+        for key in ("lr", "arch_lr", "iem_lr", "nrm_lr"):
+            positive(self, key)
+        positive(self, "grad_clip", optional=True)
+        positive(self, "lower_grad_clip", optional=True)
+        in_range(self, "val_fraction", 0.0, 0.5)
+        in_range(self, "momentum", 0.0, 1.0)
+        for key in ("lr_min", "weight_decay", "arch_weight_decay", "unsupervised_weight"):
+            in_range(self, key, 0.0, float("inf"))
+        one_of(self, "output", ("out", "u"))
+        one_of(self, "lr_schedule", ("cosine", "constant"))
+        one_of(self, "lower_optimizer", ("sgd", "adam"))
+        one_of(self, "lower_problems", ("shared", "separate"))
+        one_of(self, "train_optimizer", ("adam", "sgd"))
+        if self.supervised not in ("auto", True, False):
+            raise SettingsError(f"setting supervised must be 'auto', true or false, got {self.supervised!r}")
+
+
+RECIPES: Recipes = {
+    "default": {
+        "search": {"epochs": 6, "batch_size": 4, "supervised": False, "unsupervised_weight": 1.0},
+        "train": {"epochs": 50, "batch_size": 8, "lr": 1e-3, "lr_min": 1e-5, "weight_decay": 0.0,
+                  "train_optimizer": "adam", "supervised": "auto", "unsupervised_weight": 0.1},
+    },
+    "ruas": {
+        "search": {"epochs": 20, "batch_size": 1, "crop": 320, "lower_problems": "separate",
+                   "lr": 0.005, "lr_schedule": "constant", "momentum": 0.9, "weight_decay": 0.0,
+                   "arch_lr": 3e-4, "arch_weight_decay": 1e-3, "grad_clip": None, "lower_grad_clip": 5.0,
+                   "nrm_every": 10, "supervised": False, "unsupervised_weight": 1.0},
+        "train": {"epochs": 4, "max_steps": 800, "batch_size": 1, "crop": 320, "train_optimizer": "sgd",
+                  "iem_lr": 0.015, "nrm_lr": 0.001, "momentum": 0.9, "weight_decay": 3e-4, "lr_schedule": "constant",
+                  "nrm_every": 50, "grad_clip": 5.0, "supervised": False, "unsupervised_weight": 1.0},
+    },
+}
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def add_task_arguments(parser: argparse.ArgumentParser, stage: str) -> None:
+    """Flags of the low-light task (dest = settings key, default None = the recipe's value)."""
+    if stage not in ("search", "train"):
+        return
+    group = parser.add_argument_group(f"task 'lowlight' ({stage}); recipes: default (fast, supervised "
+                                      "retraining when references exist), ruas (RUAS as published)")
+    add = group.add_argument
+    add("--crop", type=_positive_int, default=None, metavar="PX",
+        help="random square training crop in pixels (default: 48; ruas 320)")
+    add("--lr", type=_positive_float, default=None,
+        help="learning rate of the network weights (default: search 0.005 SGD, train 1e-3 Adam)")
+    add("--supervised", action=argparse.BooleanOptionalAction, default=None,
+        help="add an L1 loss to the reference image (default: search off, RUAS's unsupervised losses; "
+             "train on when the data has references; ruas: off)")
+    add("--output", choices=("out", "u"), default=None,
+        help="network output used: out = IEM + NRM (default, RUAS on LOL), u = IEM only")
+    add("--nrm-channels", type=_positive_int, default=None, metavar="C", help="NRM width (default 6, RUAS)")
+    add("--iem-stages", type=_positive_int, default=None, metavar="K", help="unrolled IEM stages (default 3)")
+    add("--nrm-cells", type=_positive_int, default=None, metavar="K", help="NRM cells (default 3)")
+    add("--nrm-every", type=_positive_int, default=None, metavar="K",
+        help="update period of the NRM in steps (search: its alphas, default 10; train with sgd: its weights, "
+             "ruas 50)")
+    add("--val-fraction", type=float, default=None, metavar="P",
+        help="share of a training folder held out (seeded) for validation when no val/ folder exists (default 0.1)")
+    if stage == "search":
+        add("--arch-lr", type=_positive_float, default=None, help="Adam learning rate of the alphas (default 3e-3)")
+        add("--lower-optimizer", choices=("sgd", "adam"), default=None,
+            help="optimizer of the supernet weights (default sgd; adam only with darts1, cg, neumann)")
+        add("--lower-problems", choices=("shared", "separate"), default=None,
+            help="shared: all weights on IEM + NRM losses for both groups (default); separate: IEM weights on "
+                 "the IEM loss, NRM weights on the NRM loss every --nrm-every steps (ruas)")

@@ -1,0 +1,196 @@
+"""The ``Task`` protocol: what an application brings to the three commands.
+
+A task declares:
+
+* its **settings** (``Settings``, a validated dataclass) and named **recipes** of defaults per
+  stage (``"default"`` and, where the paper's procedure differs, the paper's own);
+* its **search**: upper groups, each with its own lower problem (``bilevel.Group`` over a
+  ``bilevel.LowerLevel``), stepped by the core's ``bilevel.GroupedLoop``; the **result** of a
+  search: a genotype, learned hyper-parameters, or both (``results``);
+* its **retraining**: the network built from a search result, one or more optimizer groups
+  (``TrainGroup``: parameters, the loss that drives them, update period);
+* its **metrics** with their direction (``"max"`` or ``"min"`` is better) and the one that
+  selects the model on the validation split;
+* its **data**: search, train/validation and test sets; validation never reads test files.
+
+Batches are dicts of tensors plus lists of names (one image, two sources, a frame window, or a
+fixed/moving pair with label maps); the commands move tensors to the device.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from bilevel import Group
+from nas.genotype import GenotypeError
+
+from tasks.results import HparamsError, SearchResult
+from tasks.settings import Recipes, Settings, SettingsError
+
+__all__ = ["SearchSetup", "Task", "TrainGroup", "TrainSetup"]
+
+
+@dataclass
+class SearchSetup:
+    """What a search needs: the module holding every searched variable (checkpointed whole), the
+    upper groups with their lower levels, and schedulers stepped once per epoch."""
+
+    supernet: nn.Module
+    groups: list[Group]
+    schedulers: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class TrainGroup:
+    """Parameters of ``optimizer`` trained on ``losses[loss]`` every ``every`` steps, the gradient
+    norm clipped to ``grad_clip`` (None: no clip)."""
+
+    name: str
+    optimizer: torch.optim.Optimizer
+    loss: str = "loss"
+    every: int = 1
+    grad_clip: float | None = None
+
+    def parameters(self) -> list[Tensor]:
+        return [p for g in self.optimizer.param_groups for p in g["params"]]
+
+
+@dataclass
+class TrainSetup:
+    """Optimizer groups of a retraining and schedulers stepped once per epoch."""
+
+    groups: list[TrainGroup]
+    schedulers: list[Any] = field(default_factory=list)
+
+
+class Task:
+    """Base class of the applications; subclasses set the class attributes and the methods.
+
+    Class attributes: ``name``; ``space`` (genotype space, ``None`` when the task searches no
+    cells), ``cell_names``, ``primitives``; ``results`` (what a search yields: ``"genotype"``,
+    ``"hparams"``); ``Settings`` and ``recipes``; ``default_method``; ``metrics`` (name ->
+    ``"max"``/``"min"``), ``select`` (the metric that selects the model); ``data_help``.
+    """
+
+    name: str = ""
+    space: str | None = None
+    cell_names: Sequence[str] = ()
+    primitives: Sequence[str] = ()
+    results: tuple[str, ...] = ("genotype",)
+    Settings: type[Settings] = Settings
+    recipes: Recipes = {"default": {"search": {}, "train": {}}}
+    default_method: str = "darts2"
+    metrics: dict[str, str] = {}
+    select: str = ""
+    data_help: str = ""
+    #: set by the data methods: one line on the train/validation split (printed), and its record
+    #: (written to config.json as ``split``)
+    split_note: str = ""
+    split: dict[str, Any] = {}
+
+    # -- settings ---------------------------------------------------------------------------
+    def settings(self, stage: str, recipe: str = "default") -> Settings:
+        """The defaults of ``recipe`` for ``stage`` (``"search"`` or ``"train"``)."""
+        if recipe not in self.recipes:
+            raise SettingsError(f"task {self.name!r} has no recipe {recipe!r}; recipes: {', '.join(self.recipes)}")
+        return self.Settings().replace({"recipe": recipe, **self.recipes[recipe].get(stage, {})},
+                                       source=f"recipe {recipe!r}")
+
+    def add_arguments(self, parser: argparse.ArgumentParser, stage: str) -> None:
+        """Task-specific flags (dest = settings key, default ``None``: the recipe's value)."""
+
+    def better(self, a: float, b: float) -> bool:
+        """Whether validation score ``a`` is better than ``b`` for the selecting metric."""
+        return a < b if self.metrics.get(self.select, "max") == "min" else a > b
+
+    def worst(self) -> float:
+        return float("inf") if self.metrics.get(self.select, "max") == "min" else float("-inf")
+
+    # -- search -----------------------------------------------------------------------------
+    def search_data(self, s: Settings) -> tuple[Dataset, Dataset]:
+        """The lower-level (training) and upper-level (validation) sets of the search."""
+        raise NotImplementedError
+
+    def build_search(self, s: Settings, device: torch.device) -> SearchSetup:
+        raise NotImplementedError
+
+    def search_result(self, setup: SearchSetup) -> SearchResult:
+        """What the search has found so far (default: the supernet's genotype)."""
+        return SearchResult(genotype=setup.supernet.genotype())
+
+    # -- train ------------------------------------------------------------------------------
+    def train_data(self, s: Settings) -> tuple[Dataset, Dataset | None]:
+        """Training set and validation set (None: no validation, the latest model is kept)."""
+        raise NotImplementedError
+
+    def build_network(self, result: SearchResult, s: Settings) -> nn.Module:
+        """The network of a search result (on the CPU)."""
+        raise NotImplementedError
+
+    def build_training(self, network: nn.Module, s: Settings, steps_per_epoch: int) -> TrainSetup:
+        raise NotImplementedError
+
+    def train_losses(self, network: nn.Module, batch: dict[str, Any], s: Settings) -> dict[str, Tensor]:
+        """Named scalar losses of one forward pass; each ``TrainGroup`` backpropagates its own."""
+        raise NotImplementedError
+
+    def on_epoch(self, network: nn.Module, epoch: int, s: Settings) -> None:
+        """Called before each training epoch (drop-path schedules and the like)."""
+
+    def training_note(self, s: Settings, train_set: Dataset) -> str:
+        """One line: what is optimised and what selects the model."""
+        return ""
+
+    def count_parameters(self, network: nn.Module) -> int:
+        """Parameters as the papers count them (auxiliary heads excluded)."""
+        return sum(p.numel() for p in network.parameters())
+
+    # -- evaluate ---------------------------------------------------------------------------
+    def test_data(self, data: str | None, s: Settings) -> Dataset:
+        """The evaluation set: the folder ``data`` or the embedded default's test split."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def evaluate_batch(self, network: nn.Module, batch: dict[str, Any]) -> tuple[list[dict[str, Any]], Any]:
+        """Per-item records (``name`` plus metric values) and the outputs (for ``save_outputs``)."""
+        raise NotImplementedError
+
+    def save_outputs(self, outputs: Any, batch: dict[str, Any], folder: str) -> None:
+        """Write what ``evaluate_batch`` produced for a batch into ``folder``."""
+
+    def samples(self, network: nn.Module, batch: dict[str, Any]) -> Tensor | None:
+        """An image grid ``[3, H, W]`` in [0, 1] showing the network on ``batch`` (train runs)."""
+        return None
+
+    def evaluation_note(self) -> str:
+        """One line printed with the results (conventions of the metrics)."""
+        return ""
+
+    # -- checks -----------------------------------------------------------------------------
+    def check_result(self, result: SearchResult, source: str = "") -> None:
+        """Refuse a search result this task cannot train from, with a one-line error naming ``source``."""
+        where = f" {source}" if source else ""
+        if "genotype" in self.results:
+            if result.genotype is None:
+                raise GenotypeError(f"task {self.name!r} needs a genotype; pass --genotype FILE or --from RUN_DIR")
+            self.check_genotype(result.genotype, source)
+        if "hparams" in self.results and not result.hparams:
+            raise HparamsError(f"task {self.name!r} needs learned hyper-parameters{where}; pass --hparams FILE "
+                               "or --from RUN_DIR")
+
+    def check_genotype(self, genotype: Any, source: str = "") -> None:
+        where = f" {source}" if source else ""
+        if genotype.space != self.space:
+            raise GenotypeError(f"genotype{where} is of space {genotype.space!r}, task {self.name!r} needs "
+                                f"{self.space!r}; pass a genotype.json written by search.py --task {self.name}")
+        missing = [c for c in self.cell_names if c not in genotype.cells]
+        if missing:
+            raise GenotypeError(f"genotype{where} lacks cells {missing} of space {self.space!r}")
+        bad = sorted({op for genes in genotype.cells.values() for op, _ in genes} - set(self.primitives))
+        if bad:
+            raise GenotypeError(f"genotype{where} uses ops {bad} unknown to task {self.name!r}")
