@@ -114,6 +114,11 @@ class RegistrationSettings(Settings):
         one_of(self, "lower_optimizer", ("auto", "adam", "sgd"))
         for key in ("velocity", "search_cells", "learn_weights"):
             one_of(self, key, (True, False))
+        recipe = RECIPES.get(self.recipe, {}).get("search", {})
+        if self.method is not None and self.method != recipe.get("method"):
+            # the recipe's method options belong to the recipe's method: another --method starts from its own
+            own = recipe.get("method_options", {})
+            self.method_options = {k: v for k, v in self.method_options.items() if own.get(k, object()) != v}
         if not self.learn_weights and not self.search_cells:
             raise SettingsError("nothing to search: learn_weights is false and search_cells is false; "
                                 "drop --no-learn-weights or add --search-cells")
@@ -134,6 +139,7 @@ class RegistrationSettings(Settings):
 RECIPES: Recipes = {
     "default": {
         "search": {"method": "neumann", "method_options": {"iters": 3, "alpha": 0.01}, "epochs": 25,
+                   "upper_warmup_epochs": 10,
                    "max_steps": 300, "batch_size": 4, "lr": 1e-3, "hyper_lr": 0.05, "smooth_weight": 1.0},
         "train": {"epochs": 34, "max_steps": 800, "batch_size": 4, "lr": 1e-3},
     },
