@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from nas.classification import ClassificationTask
 from restoration.lowlight.task import LowLightTask
+from restoration.registration.task import RegistrationTask
 from tasks import Task
 
 from .errors import UserError
@@ -10,10 +11,11 @@ from .errors import UserError
 TASKS: dict[str, type[Task]] = {
     "lowlight": LowLightTask,
     "classification": ClassificationTask,
+    "registration": RegistrationTask,
 }
 
 # Named in the design, not built yet: asking for them is an error that says so.
-PLANNED = ("derain", "fusion", "registration")
+PLANNED = ("derain", "fusion")
 
 
 def get_task(name: str) -> Task:

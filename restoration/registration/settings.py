@@ -1,0 +1,203 @@
+"""Settings, recipes and command-line flags of the registration task.
+
+Two recipes:
+
+* ``"default"``: fast on a CPU. Search: the smoothness weight ``lambda`` (learned as ``log lambda``,
+  start 1.0) over the network weights, lower loss local NCC (window 9) + ``lambda`` x gradient L2
+  of the velocity, upper loss ``1 - soft Dice`` of the warped label maps + 1.0 x folding penalty
+  on disjoint training subjects (the two halves of the training set), method ``neumann`` (3 terms)
+  with Adam 1e-3 on the weights; the hyper-parameters move by Adam 0.05 (betas 0.5, 0.999),
+  300 steps at batch 4 on the embedded 64x64 pairs. Retraining: Adam 1e-3, 800 steps at batch 4,
+  model selected on validation Dice.
+* ``"autoreg"``: the published settings of AutoReg (Fan, Li, Li, Wang, Liu, Luo, Huang, IEEE TIP
+  2023; ``src/train_search_loss.py`` and ``src/upperoptimizer.py`` of its code): batch 1, 45
+  epochs, weights Adam 1e-4, no weight decay, hyper-parameters Adam 1e-3 with betas (0.5, 0.999)
+  and no weight decay, updated only from epoch 15 on (here: their learning rate is 0 before
+  ``upper_warmup_epochs``; Adam's moments still accumulate then), half the training volumes for
+  the lower and half for the upper level, Dice of warped label maps as the upper objective.
+  Its cell search (``src_archi/train_search.py``) uses weights Adam 3e-4 clipped to 5 and alphas
+  Adam 1e-4: ``arch_lr`` and ``lower_grad_clip`` below. Retraining takes VoxelMorph's published
+  settings (Balakrishnan et al., IEEE TMI 2019; Dalca et al., MICCAI 2018 / MedIA 2019; its
+  ``train.py``): Adam 1e-4, batch 1, 1500 epochs of 100 steps, integration in 7 steps, U-Net
+  encoder widths (16, 32, 32, 32). Differences that remain: AutoReg differentiates a plain SGD
+  virtual step of size lr through its Adam-trained network (DARTS's second order); the methods
+  here follow the real optimizer, so the recipe uses ``cg`` (implicit, optimizer-agnostic).
+  AutoReg weights four loss terms of its multi-resolution network (NCC, MIND, multi-scale terms,
+  gradient) starting at 10, 15, 3.2, 0.8; here one similarity (weight 1) and the smoothness
+  weight (start 1.0: VoxelMorph's value for NCC; for MSE VoxelMorph uses 0.01) are learned. The
+  TPAMI 2021 bilevel registration work (Liu, Li, Fan et al., "Learning Deformable Image
+  Registration from Optimization: Perspective, Modules, Bilevel Training and Beyond") states the
+  formulation used here (hyper-parameters of the training energy as upper variables on a
+  validation objective) but no training figures this suite could take over.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from typing import Any
+
+from tasks.settings import Recipes, Settings, SettingsError, at_least, in_range, one_of, positive
+
+__all__ = ["HYPER_BETAS", "RECIPES", "RegistrationSettings", "SGD_METHODS", "add_task_arguments"]
+
+#: Adam betas of the upper optimizer (AutoReg's HyperGradient and DARTS's architect).
+HYPER_BETAS = (0.5, 0.999)
+#: methods that differentiate through the lower optimizer's update: they need SGD there
+SGD_METHODS = ("darts2", "rad", "trad", "fad", "bda", "iaptt")
+
+
+def _h(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass
+class RegistrationSettings(Settings):
+    """Settings of the registration task (see the module docstring for the recipes)."""
+
+    dims: int = field(default=2, metadata=_h("2 (images) or 3 (volumes)"))
+    atlas: str | None = field(default=None, metadata=_h("atlas file/folder: scan-to-atlas pairs (None: scan-to-scan)"))
+    velocity: bool = field(default=True, metadata=_h("stationary velocity integrated by scaling and squaring"))
+    int_steps: int = field(default=7, metadata=_h("scaling and squaring steps"))
+    channels: list[int] = field(default_factory=lambda: [16, 32, 32, 32], metadata=_h("U-Net widths per level"))
+    search_cells: bool = field(default=False, metadata=_h("also search the AutoReg cells"))
+    similarity: str = field(default="ncc", metadata=_h("ncc (local, window ncc_window) or mse"))
+    ncc_window: int = field(default=9, metadata=_h("local NCC window"))
+    smooth_weight: float = field(default=1.0, metadata=_h("search: start value of lambda (smoothness weight)"))
+    jacobian_weight: float | None = field(default=None, metadata=_h("search: start of the Jacobian weight (None: no term)"))
+    folding_weight: float = field(default=1.0, metadata=_h("weight of the folding penalty in the upper objective"))
+    learn_weights: bool = field(default=True, metadata=_h("search: learn the loss weights"))
+    # data
+    val_fraction: float = field(default=0.1, metadata=_h("share of a folder's volumes for validation"))
+    test_fraction: float = field(default=0.2, metadata=_h("share of a folder's volumes for testing"))
+    val_pairs: int = field(default=16, metadata=_h("fixed scan-to-scan validation/test pairs"))
+    synthetic_count: int | None = field(default=None, metadata=_h("embedded training pairs (None: 96 in 2D, 16 in 3D)"))
+    size: int | None = field(default=None, metadata=_h("embedded side length (None: 64 in 2D, 32 in 3D)"))
+    eval_batch_size: int = field(default=1, metadata=_h("validation/test batch size"))
+    # optimisation
+    lr: float = field(default=1e-3, metadata=_h("learning rate of the network weights"))
+    lower_optimizer: str = field(default="auto", metadata=_h("adam, sgd or auto (sgd for methods that need it)"))
+    momentum: float = field(default=0.9, metadata=_h("SGD momentum of the weights"))
+    weight_decay: float = field(default=0.0, metadata=_h("weight decay of the weights"))
+    hyper_lr: float = field(default=0.05, metadata=_h("search: Adam learning rate of the log loss weights"))
+    arch_lr: float = field(default=3e-3, metadata=_h("search: Adam learning rate of the alphas"))
+    arch_weight_decay: float = field(default=0.0, metadata=_h("search: weight decay of the alphas"))
+    upper_every: int = field(default=1, metadata=_h("search: upper step period in steps"))
+    upper_warmup_epochs: int = field(default=0, metadata=_h("search: epochs before the upper variables move"))
+    grad_clip: float | None = field(default=5.0, metadata=_h("search: hypergradient clip; train: weights clip"))
+    lower_grad_clip: float | None = field(default=5.0, metadata=_h("search: clip of the weights' gradient"))
+
+    def check(self) -> None:
+        super().check()
+        one_of(self, "dims", (2, 3))
+        for key in ("int_steps", "val_pairs", "eval_batch_size", "upper_every"):
+            at_least(self, key, 1)
+        at_least(self, "upper_warmup_epochs", 0)
+        at_least(self, "synthetic_count", 1, optional=True)
+        at_least(self, "size", 8, optional=True)
+        if self.ncc_window < 1 or self.ncc_window % 2 == 0:
+            raise SettingsError(f"setting ncc_window must be an odd integer >= 1, got {self.ncc_window!r}")
+        if (not isinstance(self.channels, (list, tuple)) or len(self.channels) < 2
+                or not all(isinstance(c, int) and c >= 1 for c in self.channels)):
+            raise SettingsError(f"setting channels must be a list of at least 2 positive integers, got {self.channels!r}")
+        for key in ("smooth_weight", "lr", "hyper_lr", "arch_lr"):
+            positive(self, key)
+        positive(self, "jacobian_weight", optional=True)
+        positive(self, "grad_clip", optional=True)
+        positive(self, "lower_grad_clip", optional=True)
+        in_range(self, "val_fraction", 0.0, 0.5)
+        in_range(self, "test_fraction", 0.0, 0.5)
+        in_range(self, "momentum", 0.0, 1.0)
+        for key in ("folding_weight", "weight_decay", "arch_weight_decay"):
+            in_range(self, key, 0.0, float("inf"))
+        one_of(self, "similarity", ("ncc", "mse"))
+        one_of(self, "lower_optimizer", ("auto", "adam", "sgd"))
+        for key in ("velocity", "search_cells", "learn_weights"):
+            one_of(self, key, (True, False))
+        recipe = RECIPES.get(self.recipe, {}).get("search", {})
+        if self.method is not None and self.method != recipe.get("method"):
+            # the recipe's method options belong to the recipe's method: another --method starts from its own
+            own = recipe.get("method_options", {})
+            self.method_options = {k: v for k, v in self.method_options.items() if own.get(k, object()) != v}
+        if not self.learn_weights and not self.search_cells:
+            raise SettingsError("nothing to search: learn_weights is false and search_cells is false; "
+                                "drop --no-learn-weights or add --search-cells")
+
+    def lower_optimizer_for(self, method: str | None) -> str:
+        """``adam`` or ``sgd``: ``auto`` picks SGD for the methods in ``SGD_METHODS``."""
+        if self.lower_optimizer != "auto":
+            return self.lower_optimizer
+        return "sgd" if method in SGD_METHODS else "adam"
+
+    def data_settings(self) -> dict[str, Any]:
+        """The plain dict read by ``restoration.registration.data``."""
+        return {"data": self.data, "dims": self.dims, "atlas": self.atlas, "val_fraction": self.val_fraction,
+                "test_fraction": self.test_fraction, "val_pairs": self.val_pairs, "seed": self.seed,
+                "synthetic_count": self.synthetic_count, "size": self.size}
+
+
+RECIPES: Recipes = {
+    "default": {
+        "search": {"method": "neumann", "method_options": {"iters": 3, "alpha": 0.01}, "epochs": 25,
+                   "upper_warmup_epochs": 10,
+                   "max_steps": 300, "batch_size": 4, "lr": 1e-3, "hyper_lr": 0.05, "smooth_weight": 1.0},
+        "train": {"epochs": 34, "max_steps": 800, "batch_size": 4, "lr": 1e-3},
+    },
+    "autoreg": {
+        "search": {"method": "cg", "epochs": 45, "batch_size": 1, "lr": 1e-4, "lower_optimizer": "adam",
+                   "hyper_lr": 1e-3, "arch_lr": 1e-4, "arch_weight_decay": 0.0, "weight_decay": 0.0,
+                   "upper_warmup_epochs": 15, "grad_clip": None, "lower_grad_clip": 5.0, "smooth_weight": 1.0},
+        "train": {"epochs": 1500, "max_steps": 150000, "batch_size": 1, "lr": 1e-4, "lower_optimizer": "adam",
+                  "grad_clip": None, "int_steps": 7, "channels": [16, 32, 32, 32]},
+    },
+}
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _channels(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated integers like 16,32,32,32, got {text}")
+    return values
+
+
+def add_task_arguments(parser: argparse.ArgumentParser, stage: str) -> None:
+    """Flags of the registration task (dest = settings key, default None = the recipe's value)."""
+    if stage not in ("search", "train"):
+        return
+    group = parser.add_argument_group(f"task 'registration' ({stage}); recipes: default (fast on a CPU), "
+                                      "autoreg (AutoReg's search, VoxelMorph's training, as published)")
+    add = group.add_argument
+    add("--dims", type=int, choices=(2, 3), default=None, help="2D images or 3D volumes (default 2)")
+    add("--atlas", default=None, metavar="FILE",
+        help="atlas (npz with vol and seg, or a subject folder): scan-to-atlas pairs (default: scan-to-scan)")
+    add("--velocity", action=argparse.BooleanOptionalAction, default=None,
+        help="predict a stationary velocity integrated by scaling and squaring (default) or a displacement")
+    add("--similarity", choices=("ncc", "mse"), default=None, help="similarity of the lower loss (default ncc)")
+    add("--channels", type=_channels, default=None, metavar="C,C,...", help="U-Net widths (default 16,32,32,32)")
+    add("--lr", type=_positive_float, default=None, help="learning rate of the network weights (default 1e-3)")
+    add("--lower-optimizer", choices=("auto", "adam", "sgd"), default=None,
+        help="optimizer of the network weights (default auto: sgd for darts2/rad/trad/fad/bda/iaptt, else adam)")
+    add("--size", type=int, default=None, metavar="PX", help="embedded data: side length (default 64 2D, 32 3D)")
+    add("--synthetic-count", type=int, default=None, metavar="N", help="embedded data: training pairs")
+    if stage == "search":
+        add("--search-cells", action=argparse.BooleanOptionalAction, default=None,
+            help="also search the AutoReg cells (result: genotype and loss weights)")
+        add("--learn-weights", action=argparse.BooleanOptionalAction, default=None,
+            help="learn the loss weights (default on)")
+        add("--smooth-weight", type=_positive_float, default=None, metavar="LAMBDA",
+            help="start value of the smoothness weight lambda (default 1.0)")
+        add("--jacobian-weight", type=_positive_float, default=None, metavar="W",
+            help="add a Jacobian (folding) penalty to the lower loss, its weight learned from W (default: none)")
+        add("--folding-weight", type=float, default=None, metavar="W",
+            help="weight of the folding penalty in the upper objective (default 1.0)")
+        add("--hyper-lr", type=_positive_float, default=None, help="Adam learning rate of the log loss weights")
+        add("--arch-lr", type=_positive_float, default=None, help="Adam learning rate of the alphas")
+        add("--upper-every", type=int, default=None, metavar="K", help="upper step every K steps (default 1)")

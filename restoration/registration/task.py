@@ -1,0 +1,313 @@
+"""The deformable registration application as a ``Task``: bilevel-learned loss weights (TPAMI 2021
+bilevel registration, AutoReg's objective learning) and, with ``--search-cells``, AutoReg's cells.
+
+Search: one upper group over one lower level. Lower variables: the network weights, on
+``similarity + lambda * smoothness [+ mu * Jacobian penalty]`` (``losses.lower_loss``); upper
+variables: ``log lambda`` (and ``log mu``; and the cells' alphas with ``--search-cells``), on
+``1 - soft Dice`` of the moving label maps warped by the field against the fixed ones plus
+``folding_weight`` x the folding penalty (``losses.upper_loss``), on the upper half of the training
+subjects. The result is ``hparams.json`` ``{"smooth": lambda[, "jacobian": mu]}`` (the weights
+themselves, not their logs), and ``genotype.json`` with ``--search-cells``.
+
+Training: the network (plain U-Net, or with the genotype's cells) with the searched weights fixed
+(kept as buffers of the network, so ``model.pt`` records them), Adam or SGD on the lower loss;
+the model is selected on validation Dice (fixed validation pairs, never test subjects).
+Evaluation: ``dice``, ``folding_pct``, ``jacobian_std`` per pair (``metrics.py``), per-label Dice
+and the unregistered Dice in ``per_image.csv``; ``--save-images`` writes, per pair,
+``warped/NAME.png``, ``grid/NAME.png``, ``jacobian/NAME.png`` and ``fields/NAME.npy``: the
+displacement ``[dims, *S]`` float32 in pixels/voxels, channel ``i`` along spatial axis ``i``
+(``warped(p) = moving(p + u(p))``). Settings and recipes: ``settings.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+from torchvision.utils import make_grid
+
+import bilevel
+from bilevel import Group, LowerLevel
+from nas.genotype import Genotype
+from restoration.registration import data as regdata
+from restoration.registration.evaluate import register, save_outputs, visuals
+from restoration.registration.genotype import CELL_NAMES, SPACE, check_genotype
+from restoration.registration.losses import lower_loss, upper_loss
+from restoration.registration.metrics import labels_present, mean_dice
+from restoration.registration.model import RegNet, RegSearchNet
+from restoration.registration.ops import AUTOREG_PRIMITIVES
+from restoration.registration.settings import HYPER_BETAS, RECIPES, RegistrationSettings, add_task_arguments
+from tasks import SearchResult, SearchSetup, Task, TrainGroup, TrainSetup
+from tasks.results import HparamsError
+
+__all__ = ["HPARAM_NAMES", "RegistrationNetwork", "RegistrationSearch", "RegistrationTask"]
+
+#: names in hparams.json -> log-weight keys of ``losses.lower_loss``
+HPARAM_NAMES = {"smooth": "log_smooth", "jacobian": "log_jacobian"}
+
+
+class RegistrationSearch(nn.Module):
+    """Everything a search optimises: the network (``net``: ``RegNet`` or, with cells, ``RegSearchNet``)
+    and the log loss weights ``log_smooth`` (and ``log_jacobian``) as 0-dim parameters."""
+
+    def __init__(self, s: RegistrationSettings) -> None:
+        super().__init__()
+        kw = dict(dims=s.dims, channels=tuple(s.channels), velocity=s.velocity, int_steps=s.int_steps)
+        self.net = RegSearchNet(**kw) if s.search_cells else RegNet(**kw)
+        self.log_smooth = nn.Parameter(torch.tensor(math.log(s.smooth_weight)), requires_grad=s.learn_weights)
+        if s.jacobian_weight is not None:
+            self.log_jacobian = nn.Parameter(torch.tensor(math.log(s.jacobian_weight)), requires_grad=s.learn_weights)
+
+    def forward(self, moving: Tensor, fixed: Tensor) -> dict[str, Tensor]:
+        return self.net(moving, fixed)
+
+    def log_weights(self) -> dict[str, Tensor]:
+        return {k: getattr(self, k) for k in HPARAM_NAMES.values() if hasattr(self, k)}
+
+    def weight_parameters(self) -> dict[str, nn.Parameter]:
+        return {n: p for n, p in self.named_parameters() if n.startswith("net.") and "alphas_" not in n}
+
+    def arch_parameters(self) -> dict[str, nn.Parameter]:
+        return {n: p for n, p in self.named_parameters() if "alphas_" in n}
+
+
+class RegistrationNetwork(nn.Module):
+    """The network to train and evaluate, with its (fixed) log loss weights as buffers.
+    ``forward(moving, fixed)`` as ``RegUNet``."""
+
+    def __init__(self, net: nn.Module, hparams: dict[str, Tensor]) -> None:
+        super().__init__()
+        self.net = net
+        for name, value in hparams.items():
+            self.register_buffer(HPARAM_NAMES[name], torch.log(value.detach().float().reshape(())))
+
+    def forward(self, moving: Tensor, fixed: Tensor) -> dict[str, Tensor]:
+        return self.net(moving, fixed)
+
+    def log_weights(self) -> dict[str, Tensor]:
+        return {k: getattr(self, k) for k in HPARAM_NAMES.values() if hasattr(self, k)}
+
+
+def check_hparams(hparams: dict[str, Tensor], source: str = "") -> None:
+    """One-line ``HparamsError`` unless ``hparams`` is ``{"smooth": w[, "jacobian": w]}``, weights > 0."""
+    where = f" {source}" if source else ""
+    unknown = sorted(set(hparams) - set(HPARAM_NAMES))
+    if unknown or "smooth" not in hparams:
+        raise HparamsError(f"hyper-parameters{where} must be {{\"smooth\": lambda[, \"jacobian\": mu]}}, got names "
+                           f"{sorted(hparams)}; pass the hparams.json of a registration search")
+    for k, v in hparams.items():
+        if v.numel() != 1 or not math.isfinite(float(v.reshape(-1)[0])) or float(v.reshape(-1)[0]) <= 0:
+            raise HparamsError(f"hyper-parameter {k!r}{where} must be one positive number, got {v.tolist()}")
+
+
+class _Cached(Dataset):
+    """Items of a fixed dataset (validation/test pairs), generated once and kept."""
+
+    def __init__(self, base: Dataset) -> None:
+        self.base, self.items = base, {}
+
+    def verify(self, progress: bool = False) -> None:
+        if hasattr(self.base, "verify"):
+            self.base.verify(progress)
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, k: int) -> dict:
+        if k not in self.items:
+            self.items[k] = self.base[k]
+        return self.items[k]
+
+
+def _verified(dataset: Dataset, cache: bool) -> Dataset:
+    if hasattr(dataset, "verify"):
+        dataset.verify()
+    return _Cached(dataset) if cache else dataset
+
+
+class RegistrationTask(Task):
+    """Deformable registration (see the module docstring)."""
+
+    name = "registration"
+    space = SPACE
+    cell_names = CELL_NAMES
+    primitives = tuple(AUTOREG_PRIMITIVES)
+    #: a search yields learned loss weights; with ``--search-cells`` a genotype too
+    results = ("hparams",)
+    Settings = RegistrationSettings
+    recipes = RECIPES
+    default_method = "neumann"
+    metrics = {"dice": "max", "folding_pct": "min", "jacobian_std": "min"}
+    select = "dice"
+    data_help = ("neurite-OASIS 2D (DIR/OASIS_OAS1_xxxx_MR1/slice_norm.nii.gz + slice_seg24.nii.gz) or 3D "
+                 "(aligned_norm.nii.gz + aligned_seg35.nii.gz, --dims 3; NIfTI needs pip install -e .[registration]), "
+                 "or DIR/*.npz with 'vol' and 'seg'; DIR/{train,val,test}/ or a seeded subject split; --atlas FILE "
+                 "for scan-to-atlas pairs; default: embedded photos (2D) or ellipsoid volumes (3D) deformed by "
+                 "random diffeomorphisms")
+
+    def __init__(self) -> None:
+        # training takes a genotype when the search wrote one (--search-cells); check_result makes it optional
+        self.results = ("hparams", "genotype")
+        self.split_note = ""
+        self.split: dict[str, Any] = {}
+        self._unregistered: list[float] = []
+        self._weights: dict[str, float] = {}
+
+    def add_arguments(self, parser: argparse.ArgumentParser, stage: str) -> None:
+        add_task_arguments(parser, stage)
+
+    def check_result(self, result: SearchResult, source: str = "") -> None:
+        where = f" {source}" if source else ""
+        if not result.hparams:
+            raise HparamsError(f"task 'registration' needs its learned loss weights{where}; pass --hparams FILE "
+                               "(hparams.json of a search, e.g. {\"smooth\": 0.1}) or --from RUN_DIR")
+        check_hparams(result.hparams, source)
+        if result.genotype is not None:
+            self.check_genotype(result.genotype, source)
+            check_genotype(result.genotype, source)
+
+    # -- search ----------------------------------------------------------------------------
+    def search_data(self, s: RegistrationSettings) -> tuple[Dataset, Dataset]:
+        lower, upper = regdata.search_sets(s.data_settings())
+        lower, upper = _verified(lower, False), _verified(upper, False)
+        source = "embedded training pairs" if s.data is None else f"training subjects of '{s.data}'"
+        self.split_note = (f"search: lower level on {len(lower)} pairs, upper level on {len(upper)} pairs "
+                           f"(two disjoint halves of the {source}); validation and test subjects unread")
+        return lower, upper
+
+    def build_search(self, s: RegistrationSettings, device: torch.device) -> SearchSetup:
+        self.results = ("genotype", "hparams") if s.search_cells else ("hparams",)
+        supernet = RegistrationSearch(s).to(device)
+        weights = supernet.weight_parameters()
+        hyper = {k: p for k, p in supernet.log_weights().items() if p.requires_grad}
+        alphas = supernet.arch_parameters()
+
+        def run(lower: dict[str, Tensor], upper: dict[str, Tensor], batch: dict[str, Any]) -> dict[str, Tensor]:
+            return bilevel.call(supernet, {**lower, **upper}, batch["moving"], batch["fixed"])
+
+        def f(lower: dict[str, Tensor], upper: dict[str, Tensor], batch: dict[str, Any]) -> Tensor:
+            logw = {k: upper[k] if k in upper else v.detach() for k, v in supernet.log_weights().items()}
+            return lower_loss(run(lower, upper, batch), batch, logw, s.similarity, s.ncc_window)
+
+        def F(lower: dict[str, Tensor], upper: dict[str, Tensor], batch: dict[str, Any]) -> Tensor:
+            labels = labels_present(batch["moving_seg"], batch["fixed_seg"])
+            return upper_loss(run(lower, upper, batch), batch, labels, s.folding_weight)
+
+        kind = s.lower_optimizer_for(s.method)
+        if kind == "sgd":
+            opt = torch.optim.SGD(weights.values(), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
+        else:
+            opt = torch.optim.Adam(weights.values(), lr=s.lr, weight_decay=s.weight_decay)
+        level = LowerLevel("weights", opt, grad_clip=s.lower_grad_clip)
+        param_groups = []
+        if hyper:
+            param_groups.append({"params": list(hyper.values()), "lr": s.hyper_lr, "weight_decay": 0.0})
+        if alphas:
+            param_groups.append({"params": list(alphas.values()), "lr": s.arch_lr,
+                                 "weight_decay": s.arch_weight_decay})
+        upper_opt = torch.optim.Adam(param_groups, betas=HYPER_BETAS)
+        problem = bilevel.BilevelProblem(weights, {**hyper, **alphas}, f, F)
+        group = Group("upper", problem, upper_opt, level, every=s.upper_every, grad_clip=s.grad_clip)
+        schedulers = []
+        if s.upper_warmup_epochs:
+            warm = s.upper_warmup_epochs
+            schedulers.append(torch.optim.lr_scheduler.LambdaLR(upper_opt, lambda e: 0.0 if e < warm else 1.0))
+        what = ", ".join(([f"log loss weights {sorted(hyper)}"] if hyper else []) + (["cell alphas"] if alphas else []))
+        self.split_note += (f"\nupper: {what} (Adam) on 1 - soft Dice + {s.folding_weight} x folding; lower: network "
+                            f"weights ({kind}) on {s.similarity} + lambda x smoothness"
+                            + (" + mu x Jacobian penalty" if s.jacobian_weight is not None else ""))
+        if s.method == "darts1" and hyper:
+            self.split_note += ("\nnote: darts1 ignores how the weights depend on the loss weights: their "
+                                "hypergradient is 0 and they keep their start values (use neumann, cg or darts2)")
+        return SearchSetup(supernet, [group], schedulers)
+
+    def search_result(self, setup: SearchSetup) -> SearchResult:
+        net = setup.supernet
+        hparams = {name: torch.exp(getattr(net, key).detach()).cpu() for name, key in HPARAM_NAMES.items()
+                   if hasattr(net, key)}
+        genotype = net.net.genotype() if isinstance(net.net, RegSearchNet) else None
+        return SearchResult(genotype=genotype, hparams=hparams)
+
+    # -- train -----------------------------------------------------------------------------
+    def train_data(self, s: RegistrationSettings) -> tuple[Dataset, Dataset | None]:
+        train, val = regdata.train_sets(s.data_settings())
+        train, val = _verified(train, False), _verified(val, s.data is None)
+        pairs = f"atlas '{s.atlas}'" if s.atlas else "scan-to-scan"
+        self.split_note = (f"training on {len(train)} pairs ({pairs}), validation on {len(val)} fixed pairs "
+                           "of held-out subjects (never the test subjects)")
+        self.split = {"train_pairs": len(train), "val_pairs": len(val), "atlas": s.atlas}
+        return train, val
+
+    def build_network(self, result: SearchResult, s: RegistrationSettings) -> nn.Module:
+        self.check_result(result)
+        self._weights = {k: float(v.reshape(-1)[0]) for k, v in result.hparams.items()}
+        net = RegNet(s.dims, tuple(s.channels), result.genotype, velocity=s.velocity, int_steps=s.int_steps)
+        return RegistrationNetwork(net, result.hparams)
+
+    def build_training(self, network: nn.Module, s: RegistrationSettings, steps_per_epoch: int) -> TrainSetup:
+        if s.lower_optimizer == "sgd":
+            opt = torch.optim.SGD(network.parameters(), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
+        else:
+            opt = torch.optim.Adam(network.parameters(), lr=s.lr, weight_decay=s.weight_decay)
+        return TrainSetup([TrainGroup("weights", opt, loss="loss", grad_clip=s.grad_clip)])
+
+    def train_losses(self, network: nn.Module, batch: dict[str, Any], s: RegistrationSettings) -> dict[str, Tensor]:
+        out = network(batch["moving"], batch["fixed"])
+        return {"loss": lower_loss(out, batch, network.log_weights(), s.similarity, s.ncc_window)}
+
+    def training_note(self, s: RegistrationSettings, train_set: Dataset) -> str:
+        weights = ", ".join(f"{k}={v:.4g}" for k, v in self._weights.items())
+        kind = "sgd" if s.lower_optimizer == "sgd" else "adam"
+        return (f"optimising: network weights ({kind}) on {s.similarity} + smoothness [+ Jacobian] with the searched "
+                f"weights {weights}; model selected on validation dice\n{self.split_note}")
+
+    # -- evaluate --------------------------------------------------------------------------
+    def test_data(self, data: str | None, s: RegistrationSettings) -> Dataset:
+        self._unregistered = []
+        return _verified(regdata.test_set(data, s.data_settings()), False)
+
+    @torch.no_grad()
+    def evaluate_batch(self, network: nn.Module, batch: dict[str, Any]) -> tuple[list[dict[str, Any]], Any]:
+        results = register(network, batch)
+        records = []
+        for n, r in enumerate(results):
+            crop = (slice(None),) + tuple(slice(0, int(v)) for v in batch["size"][n])
+            before = float(mean_dice(batch["moving_seg"][n][crop][None], batch["fixed_seg"][n][crop][None])[0])
+            self._unregistered.append(before)
+            rec: dict[str, Any] = {"name": r["name"], **r["metrics"], "dice_unregistered": before}
+            rec.update({f"dice_{lab}": d for lab, d in r["dice_per_label"].items()})
+            records.append(rec)
+        return records, results
+
+    def save_outputs(self, outputs: Any, batch: dict[str, Any], folder: str) -> None:
+        """``warped/``, ``grid/``, ``jacobian/`` pictures and ``fields/NAME.npy`` per pair."""
+        for r in outputs:
+            save_outputs(r, folder)
+
+    def samples(self, network: nn.Module, batch: dict[str, Any]) -> Tensor | None:
+        """Rows ``moving | fixed | warped | deformed grid | det J`` for up to 4 pairs (3D: middle slice)."""
+        was_training = network.training
+        network.eval()
+        small = {k: (v[:4] if isinstance(v, (Tensor, list)) else v) for k, v in batch.items()}
+        results = register(network, small)
+        network.train(was_training)
+        tiles = []
+        for r in results:
+            pics = visuals(r)
+            moving, fixed = visuals({**r, "warped": r["moving"]})["warped"], visuals({**r, "warped": r["fixed"]})["warped"]
+            tiles += [t.expand(3, -1, -1) for t in (moving, fixed, pics["warped"], pics["grid"])] + [pics["jacobian"]]
+        if len({tuple(t.shape) for t in tiles}) != 1:
+            return None
+        return make_grid([t.float().clamp(0, 1) for t in tiles], nrow=5, padding=2, pad_value=1.0)
+
+    def evaluation_note(self) -> str:
+        before = (f"; unregistered Dice of these pairs: {sum(self._unregistered) / len(self._unregistered):.4f}"
+                  if self._unregistered else "")
+        return ("dice: mean hard Dice over the labels present (background 0 left out; moving labels warped by "
+                "nearest neighbour); folding_pct: % of pixels/voxels with det(Jacobian) <= 0 (central "
+                "differences); jacobian_std: std of det(Jacobian)" + before +
+                "; fields/NAME.npy: displacement [dims, *S] in pixels/voxels, channel i along spatial axis i")
