@@ -54,10 +54,10 @@ def search_result(task: Task, args: argparse.Namespace) -> SearchResult:
             genotype_file = folder / GENOTYPE_FILE
         if hparams_file is None and (folder / HPARAMS_FILE).is_file():
             hparams_file = folder / HPARAMS_FILE
-    result = SearchResult()
-    if genotype_file is not None and "genotype" in task.results:
+    result = SearchResult()  # everything given is loaded; the task says what it requires
+    if genotype_file is not None:
         result.genotype = Genotype.load(genotype_file)
-    if hparams_file is not None and "hparams" in task.results:
+    if hparams_file is not None:
         result.hparams = load_hparams(hparams_file)
     task.check_result(result, source=str(genotype_file or hparams_file or args.from_run or ""))
     return result

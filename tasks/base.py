@@ -72,8 +72,9 @@ class Task:
     """Base class of the applications; subclasses set the class attributes and the methods.
 
     Class attributes: ``name``; ``space`` (genotype space, ``None`` when the task searches no
-    cells), ``cell_names``, ``primitives``; ``results`` (what a search yields: ``"genotype"``,
-    ``"hparams"``); ``Settings`` and ``recipes``; ``default_method``; ``metrics`` (name ->
+    cells), ``cell_names``, ``primitives``; ``results`` (what retraining requires of a search:
+    ``"genotype"``, ``"hparams"``; a genotype given beside required hyper-parameters is checked and
+    used too); ``Settings`` and ``recipes``; ``default_method``; ``metrics`` (name ->
     ``"max"``/``"min"``), ``select`` (the metric that selects the model); ``data_help``.
     """
 
@@ -175,9 +176,11 @@ class Task:
     def check_result(self, result: SearchResult, source: str = "") -> None:
         """Refuse a search result this task cannot train from, with a one-line error naming ``source``."""
         where = f" {source}" if source else ""
-        if "genotype" in self.results:
-            if result.genotype is None:
-                raise GenotypeError(f"task {self.name!r} needs a genotype; pass --genotype FILE or --from RUN_DIR")
+        if "genotype" in self.results and result.genotype is None:
+            raise GenotypeError(f"task {self.name!r} needs a genotype; pass --genotype FILE or --from RUN_DIR")
+        if result.genotype is not None:  # required, or optional (e.g. cells searched beside loss weights)
+            if self.space is None:
+                raise GenotypeError(f"task {self.name!r} searches no cells: the genotype{where} cannot be used")
             self.check_genotype(result.genotype, source)
         if "hparams" in self.results and not result.hparams:
             raise HparamsError(f"task {self.name!r} needs learned hyper-parameters{where}; pass --hparams FILE "
