@@ -8,6 +8,7 @@ a ``SettingsError`` (one line naming the key and the valid ones); ``check`` hold
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import difflib
 import math
@@ -125,3 +126,30 @@ def one_of(obj: Any, name: str, choices: tuple[Any, ...]) -> None:
     value = getattr(obj, name)
     if value not in choices:
         raise SettingsError(f"setting {name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+
+
+def doc(text: str) -> dict[str, str]:
+    """Field metadata carrying its help text: ``field(default=3, metadata=doc("cells"))``."""
+    return {"help": text}
+
+
+# argparse types for task flags (a bad value is argparse's one-line usage error)
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value

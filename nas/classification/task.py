@@ -28,7 +28,8 @@ from nas.ops import DARTS_PRIMITIVES
 from nas.supernet import DartsSupernet
 from tasks import SearchSetup, Task, TrainGroup, TrainSetup
 from tasks.results import SearchResult
-from tasks.settings import Recipes, Settings, at_least, in_range, positive
+from tasks.settings import (Recipes, Settings, at_least, doc, in_range, non_negative_int, positive,
+                            positive_int)
 
 __all__ = ["ClassificationTask", "ClassificationSettings", "NUM_CLASSES", "ARCH_BETAS"]
 
@@ -37,33 +38,30 @@ NUM_CLASSES = 10
 ARCH_BETAS = (0.5, 0.999)
 
 
-def _h(text: str) -> dict[str, str]:
-    return {"help": text}
-
 
 @dataclass
 class ClassificationSettings(Settings):
     """DARTS's settings (``train_search.py`` / ``train.py``); recipe ``default`` holds both stages."""
 
-    lr: float = field(default=0.025, metadata=_h("SGD learning rate of the weights"))
-    lr_min: float = field(default=0.001, metadata=_h("cosine floor"))
-    momentum: float = field(default=0.9, metadata=_h("SGD momentum"))
-    weight_decay: float = field(default=3e-4, metadata=_h("weight decay of the weights"))
-    arch_lr: float = field(default=3e-4, metadata=_h("Adam learning rate of the alphas"))
-    arch_weight_decay: float = field(default=1e-3, metadata=_h("weight decay of the alphas"))
-    grad_clip: float | None = field(default=None, metadata=_h("search: hypergradient clip; train: weights clip"))
-    lower_grad_clip: float | None = field(default=5.0, metadata=_h("search: weights clip"))
-    channels: int = field(default=16, metadata=_h("initial channels"))
-    layers: int = field(default=8, metadata=_h("cells"))
-    auxiliary_weight: float = field(default=0.0, metadata=_h("auxiliary head loss weight (train)"))
-    cutout: int = field(default=0, metadata=_h("cutout side in pixels"))
-    drop_path: float = field(default=0.0, metadata=_h("final drop-path probability (train)"))
-    eval_batch_size: int = field(default=256, metadata=_h("evaluation batch size"))
-    train_portion: float = field(default=0.5, metadata=_h("search: share of the training set for the weights"))
-    val_fraction: float = field(default=0.0, metadata=_h("train: seeded share of the training set held out to "
+    lr: float = field(default=0.025, metadata=doc("SGD learning rate of the weights"))
+    lr_min: float = field(default=0.001, metadata=doc("cosine floor"))
+    momentum: float = field(default=0.9, metadata=doc("SGD momentum"))
+    weight_decay: float = field(default=3e-4, metadata=doc("weight decay of the weights"))
+    arch_lr: float = field(default=3e-4, metadata=doc("Adam learning rate of the alphas"))
+    arch_weight_decay: float = field(default=1e-3, metadata=doc("weight decay of the alphas"))
+    grad_clip: float | None = field(default=None, metadata=doc("search: hypergradient clip; train: weights clip"))
+    lower_grad_clip: float | None = field(default=5.0, metadata=doc("search: weights clip"))
+    channels: int = field(default=16, metadata=doc("initial channels"))
+    layers: int = field(default=8, metadata=doc("cells"))
+    auxiliary_weight: float = field(default=0.0, metadata=doc("auxiliary head loss weight (train)"))
+    cutout: int = field(default=0, metadata=doc("cutout side in pixels"))
+    drop_path: float = field(default=0.0, metadata=doc("final drop-path probability (train)"))
+    eval_batch_size: int = field(default=256, metadata=doc("evaluation batch size"))
+    train_portion: float = field(default=0.5, metadata=doc("search: share of the training set for the weights"))
+    val_fraction: float = field(default=0.0, metadata=doc("train: seeded share of the training set held out to "
                                                           "select the model (0: none, the latest is kept)"))
-    synthetic_train: int = field(default=2000, metadata=_h("embedded training images"))
-    synthetic_test: int = field(default=500, metadata=_h("embedded test images"))
+    synthetic_train: int = field(default=2000, metadata=doc("embedded training images"))
+    synthetic_test: int = field(default=500, metadata=doc("embedded test images"))
 
     def check(self) -> None:
         super().check()
@@ -122,13 +120,13 @@ class ClassificationTask(Task):
             return
         d = self.settings(stage)
         group = parser.add_argument_group(f"task {self.name!r} ({stage})")
-        group.add_argument("--channels", type=_positive_int, default=None, metavar="C",
+        group.add_argument("--channels", type=positive_int, default=None, metavar="C",
                            help=f"initial channels of the network (default {d.channels}; DARTS: "
                                 "16 to search, 36 to retrain)")
-        group.add_argument("--layers", type=_positive_int, default=None, metavar="L",
+        group.add_argument("--layers", type=positive_int, default=None, metavar="L",
                            help=f"number of cells, two of them reductions (default {d.layers}; "
                                 "DARTS: 8 to search, 20 to retrain)")
-        group.add_argument("--cutout", type=_non_negative_int, default=None, metavar="PX",
+        group.add_argument("--cutout", type=non_negative_int, default=None, metavar="PX",
                            help=f"side of the cutout square on training images, 0 for none (default {d.cutout})")
         if stage == "search":
             group.add_argument("--train-portion", type=float, default=None, metavar="P",
@@ -259,15 +257,3 @@ def _cross_entropy(supernet: nn.Module):
     return loss
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value

@@ -31,7 +31,8 @@ import argparse
 from dataclasses import dataclass, field
 from typing import Any
 
-from tasks.settings import Recipes, Settings, SettingsError, at_least, in_range, one_of, positive
+from tasks.settings import (Recipes, Settings, SettingsError, at_least, doc, in_range, one_of, positive,
+                            positive_float, positive_int)
 
 __all__ = ["ARCH_BETAS", "LowLightSettings", "RECIPES", "add_task_arguments"]
 
@@ -39,42 +40,39 @@ __all__ = ["ARCH_BETAS", "LowLightSettings", "RECIPES", "add_task_arguments"]
 ARCH_BETAS = (0.5, 0.999)
 
 
-def _h(text: str) -> dict[str, str]:
-    return {"help": text}
-
 
 @dataclass
 class LowLightSettings(Settings):
     """Settings of the low-light task (see the module docstring for the two recipes)."""
 
-    iem_stages: int = field(default=3, metadata=_h("unrolled IEM stages"))
-    nrm_cells: int = field(default=3, metadata=_h("NRM cells"))
-    nrm_channels: int = field(default=6, metadata=_h("NRM width"))
-    crop: int | None = field(default=48, metadata=_h("random square training crop (None: whole items)"))
-    flip: bool = field(default=True, metadata=_h("random flips"))
-    eval_batch_size: int = field(default=1, metadata=_h("validation/test batch size"))
-    pad_multiple: int = field(default=1, metadata=_h("pad validation/test images to a multiple of this"))
-    output: str = field(default="out", metadata=_h("out: IEM + NRM; u: IEM only"))
-    synthetic_count: int = field(default=256, metadata=_h("embedded training pairs"))
-    val_fraction: float = field(default=0.1, metadata=_h("share of a training folder held out for validation"))
+    iem_stages: int = field(default=3, metadata=doc("unrolled IEM stages"))
+    nrm_cells: int = field(default=3, metadata=doc("NRM cells"))
+    nrm_channels: int = field(default=6, metadata=doc("NRM width"))
+    crop: int | None = field(default=48, metadata=doc("random square training crop (None: whole items)"))
+    flip: bool = field(default=True, metadata=doc("random flips"))
+    eval_batch_size: int = field(default=1, metadata=doc("validation/test batch size"))
+    pad_multiple: int = field(default=1, metadata=doc("pad validation/test images to a multiple of this"))
+    output: str = field(default="out", metadata=doc("out: IEM + NRM; u: IEM only"))
+    synthetic_count: int = field(default=256, metadata=doc("embedded training pairs"))
+    val_fraction: float = field(default=0.1, metadata=doc("share of a training folder held out for validation"))
     # optimisation
-    lr: float = field(default=0.005, metadata=_h("learning rate of the weights (joint lower/train optimizer)"))
-    lr_min: float = field(default=0.001, metadata=_h("cosine floor of the weights' learning rate"))
-    lr_schedule: str = field(default="cosine", metadata=_h("cosine or constant"))
-    momentum: float = field(default=0.9, metadata=_h("SGD momentum of the weights"))
-    weight_decay: float = field(default=3e-4, metadata=_h("weight decay of the weights"))
-    lower_optimizer: str = field(default="sgd", metadata=_h("search: sgd or adam for the weights"))
-    lower_problems: str = field(default="shared", metadata=_h("search: shared (one lower problem) or separate"))
-    arch_lr: float = field(default=3e-3, metadata=_h("Adam learning rate of the alphas"))
-    arch_weight_decay: float = field(default=1e-3, metadata=_h("weight decay of the alphas"))
-    grad_clip: float | None = field(default=5.0, metadata=_h("search: hypergradient clip; train: weights clip"))
-    lower_grad_clip: float | None = field(default=5.0, metadata=_h("search: clip of the weights' gradient"))
-    nrm_every: int = field(default=10, metadata=_h("NRM update period in steps (search: alphas; train: weights)"))
-    train_optimizer: str = field(default="adam", metadata=_h("train: adam (one group) or sgd (IEM and NRM groups)"))
-    iem_lr: float = field(default=0.015, metadata=_h("train with sgd: IEM learning rate"))
-    nrm_lr: float = field(default=0.001, metadata=_h("train with sgd: NRM learning rate"))
-    supervised: Any = field(default=False, metadata=_h("auto, true or false: add L1 to the reference"))
-    unsupervised_weight: float = field(default=1.0, metadata=_h("weight of RUAS's losses beside the L1"))
+    lr: float = field(default=0.005, metadata=doc("learning rate of the weights (joint lower/train optimizer)"))
+    lr_min: float = field(default=0.001, metadata=doc("cosine floor of the weights' learning rate"))
+    lr_schedule: str = field(default="cosine", metadata=doc("cosine or constant"))
+    momentum: float = field(default=0.9, metadata=doc("SGD momentum of the weights"))
+    weight_decay: float = field(default=3e-4, metadata=doc("weight decay of the weights"))
+    lower_optimizer: str = field(default="sgd", metadata=doc("search: sgd or adam for the weights"))
+    lower_problems: str = field(default="shared", metadata=doc("search: shared (one lower problem) or separate"))
+    arch_lr: float = field(default=3e-3, metadata=doc("Adam learning rate of the alphas"))
+    arch_weight_decay: float = field(default=1e-3, metadata=doc("weight decay of the alphas"))
+    grad_clip: float | None = field(default=5.0, metadata=doc("search: hypergradient clip; train: weights clip"))
+    lower_grad_clip: float | None = field(default=5.0, metadata=doc("search: clip of the weights' gradient"))
+    nrm_every: int = field(default=10, metadata=doc("NRM update period in steps (search: alphas; train: weights)"))
+    train_optimizer: str = field(default="adam", metadata=doc("train: adam (one group) or sgd (IEM and NRM groups)"))
+    iem_lr: float = field(default=0.015, metadata=doc("train with sgd: IEM learning rate"))
+    nrm_lr: float = field(default=0.001, metadata=doc("train with sgd: NRM learning rate"))
+    supervised: Any = field(default=False, metadata=doc("auto, true or false: add L1 to the reference"))
+    unsupervised_weight: float = field(default=1.0, metadata=doc("weight of RUAS's losses beside the L1"))
 
     def check(self) -> None:
         super().check()
@@ -117,18 +115,6 @@ RECIPES: Recipes = {
 }
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
 
 
 def add_task_arguments(parser: argparse.ArgumentParser, stage: str) -> None:
@@ -138,25 +124,25 @@ def add_task_arguments(parser: argparse.ArgumentParser, stage: str) -> None:
     group = parser.add_argument_group(f"task 'lowlight' ({stage}); recipes: default (fast, supervised "
                                       "retraining when references exist), ruas (RUAS as published)")
     add = group.add_argument
-    add("--crop", type=_positive_int, default=None, metavar="PX",
+    add("--crop", type=positive_int, default=None, metavar="PX",
         help="random square training crop in pixels (default: 48; ruas 320)")
-    add("--lr", type=_positive_float, default=None,
+    add("--lr", type=positive_float, default=None,
         help="learning rate of the network weights (default: search 0.005 SGD, train 1e-3 Adam)")
     add("--supervised", action=argparse.BooleanOptionalAction, default=None,
         help="add an L1 loss to the reference image (default: search off, RUAS's unsupervised losses; "
              "train on when the data has references; ruas: off)")
     add("--output", choices=("out", "u"), default=None,
         help="network output used: out = IEM + NRM (default, RUAS on LOL), u = IEM only")
-    add("--nrm-channels", type=_positive_int, default=None, metavar="C", help="NRM width (default 6, RUAS)")
-    add("--iem-stages", type=_positive_int, default=None, metavar="K", help="unrolled IEM stages (default 3)")
-    add("--nrm-cells", type=_positive_int, default=None, metavar="K", help="NRM cells (default 3)")
-    add("--nrm-every", type=_positive_int, default=None, metavar="K",
+    add("--nrm-channels", type=positive_int, default=None, metavar="C", help="NRM width (default 6, RUAS)")
+    add("--iem-stages", type=positive_int, default=None, metavar="K", help="unrolled IEM stages (default 3)")
+    add("--nrm-cells", type=positive_int, default=None, metavar="K", help="NRM cells (default 3)")
+    add("--nrm-every", type=positive_int, default=None, metavar="K",
         help="update period of the NRM in steps (search: its alphas, default 10; train with sgd: its weights, "
              "ruas 50)")
     add("--val-fraction", type=float, default=None, metavar="P",
         help="share of a training folder held out (seeded) for validation when no val/ folder exists (default 0.1)")
     if stage == "search":
-        add("--arch-lr", type=_positive_float, default=None, help="Adam learning rate of the alphas (default 3e-3)")
+        add("--arch-lr", type=positive_float, default=None, help="Adam learning rate of the alphas (default 3e-3)")
         add("--lower-optimizer", choices=("sgd", "adam"), default=None,
             help="optimizer of the supernet weights (default sgd; adam only with darts1, cg, neumann)")
         add("--lower-problems", choices=("shared", "separate"), default=None,

@@ -14,7 +14,6 @@ import torch
 
 from commands.errors import run
 from commands.search import main as search_main
-from commands.train import main as train_main
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--task", "lowlight", "--batch-size", "2", "--crop", "16", "--iem-stages", "1", "--nrm-cells", "1",
