@@ -88,7 +88,7 @@ def test_iaptt_initial_point_is_one_copy_with_one_optimizer_for_a_shared_level()
     assert sum(held.count(id(t)) for t in aux.values()) == len(aux)  # each in exactly one optimizer
 
 
-@pytest.mark.parametrize("method", ["darts2", "iaptt"])
+@pytest.mark.parametrize("method", ["darts2", "iaptt", "f2sa", "meha"])
 @pytest.mark.parametrize("shared", [True, False])
 def test_state_dict_round_trip_is_exact(method, shared):
     """4 steps in one go == 2 steps, a state copy into fresh objects, 2 more steps."""
