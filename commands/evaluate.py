@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     net.to(device)
     dataset = task.test_data(args.data, s)
     out = prepare_folder(args.out or Path(args.checkpoint).parent / "eval", False, args.force, "",
-                         owned=("metrics.json", "per_image.csv", "images"))
+                         owned=("metrics.json", "per_image.csv", "images"), can_resume=False)
     images = out / "images" if args.save_images else None
     if images is not None:
         images.mkdir(exist_ok=True)

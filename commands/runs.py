@@ -22,11 +22,18 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a run's files follow the user's umask
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
@@ -54,7 +61,7 @@ def load_torch(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
 
 
 def prepare_folder(out: str | os.PathLike[str], resume: bool, force: bool, marker: str,
-                   owned: tuple[str, ...] = ()) -> Path:
+                   owned: tuple[str, ...] = (), can_resume: bool = True) -> Path:
     """Create the run folder. An existing non-empty folder is refused unless ``resume`` (continued
     from ``marker`` when it holds one, else the run starts there) or ``force`` (the files the
     command writes, ``owned``, are removed first; nothing else is touched)."""
@@ -66,8 +73,9 @@ def prepare_folder(out: str | os.PathLike[str], resume: bool, force: bool, marke
         return path
     if path.is_dir() and any(path.iterdir()):
         if not force:
-            raise UserError(f"run folder {path} exists and is not empty; pass --resume to continue it, "
-                            "--force to start it again, or another --out")
+            how = "--resume to continue it, " if can_resume else ""
+            raise UserError(f"folder {path} exists and is not empty; pass {how}--force to start it again "
+                            "(the files this command writes are replaced), or another --out")
         for name in owned:
             target = path / name
             if target.is_dir():

@@ -116,3 +116,18 @@ def test_lower_optimizer_adam_with_darts2_is_a_one_line_error(tmp_path, capsys):
     err = capsys.readouterr().err
     (line,) = [x for x in err.splitlines() if "error" in x]
     assert code == 2 and line.startswith("error: ") and "torch.optim.SGD" in line and "--method darts1" in line
+
+
+def test_run_files_follow_the_umask_and_evaluate_does_not_offer_resume(tmp_path):
+    from commands.errors import UserError
+    from commands.runs import prepare_folder, write_json
+
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "a.json", {})
+        assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644  # mkstemp alone gives 0600
+    finally:
+        os.umask(old)
+    with pytest.raises(UserError) as info:
+        prepare_folder(tmp_path, resume=False, force=False, marker="", can_resume=False)
+    assert "--resume" not in str(info.value) and "--force" in str(info.value)
