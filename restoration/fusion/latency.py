@@ -78,7 +78,7 @@ def _device_name(device: torch.device) -> str:
 
 def latency_settings(primitives: Sequence[str], C: int, size: int, device: torch.device | str) -> dict:
     """What a latency table depends on: device name, torch version, channels, input side, primitives."""
-    return {"device": _device_name(torch.device(device)), "torch": torch.__version__, "channels": C, "size": size,
+    return {"device": _device_name(torch.device(device)), "torch": str(torch.__version__), "channels": C, "size": size,
             "primitives": list(primitives)}
 
 
