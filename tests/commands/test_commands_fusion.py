@@ -124,3 +124,54 @@ def test_train_refuses_weights_of_another_task(folder, tmp_path, capsys):
                             "--hparams", str(tmp_path / "h.json"), "--max-steps", "1", "--out", str(tmp_path / "T")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "fusion loss weights" in err and "\n" not in err
+
+
+CLASSIC = ("en", "sd", "sf", "mi", "vif", "qabf", "scd", "ssim")
+
+
+@pytest.fixture(scope="module")
+def embedded_default(tmp_path_factory):
+    """search (one epoch of the default recipe) -> train (default recipe) -> evaluate on the embedded
+    test split: the fused scores and those of the sources and their pixel average (Y, colour put back)."""
+    from datasets.synthetic_fusion import SyntheticFusion
+    from restoration.fusion.color import fuse_color
+    from restoration.fusion.evaluation import score_item
+
+    root = tmp_path_factory.mktemp("embedded")
+    assert run(search_main, ["--task", "fusion", "--device", "cpu", "--epochs", "1", "--out", str(root / "S")]) == 0
+    assert run(train_main, ["--task", "fusion", "--device", "cpu", "--from", str(root / "S"), "--out", str(root / "T")]) == 0
+    assert run(evaluate_main, ["--checkpoint", str(root / "T" / "model.pt"), "--out", str(root / "E")]) == 0
+    ours = json.loads((root / "E" / "metrics.json").read_text())
+    rules = {"infrared": lambda a, b: a, "visible": lambda a, b: b, "average": lambda a, b: (a + b) / 2}
+    data = SyntheticFusion("test")
+    base = {k: {n: 0.0 for n in CLASSIC} for k in rules}
+    for i in range(len(data)):
+        it = data[i]
+        for k, rule in rules.items():
+            fused = fuse_color(rule, it["ir"][None], it["vi"][None]).clamp(0, 1)[0]
+            for n, v in score_item({"fused": fused, "ir": it["ir"], "vi": it["vi"]}, CLASSIC).items():
+                base[k][n] += v / len(data)
+    return ours, base
+
+
+def _wins(ours, baseline):
+    """Metrics where the fused image scores strictly higher; a baseline without a score (SCD of the visible
+    image itself is 0/0) counts as not beaten."""
+    return [n for n in CLASSIC if np.isfinite(baseline[n]) and ours[n] > baseline[n]]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("baseline", ["infrared", "average"])
+def test_fused_beats_infrared_and_average_on_5_of_8_classic_metrics(embedded_default, baseline):
+    ours, base = embedded_default
+    wins = _wins(ours, base[baseline])
+    assert len(wins) >= 5, (baseline, wins, ours, base[baseline])
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="the embedded visible image is a clean photograph that the reference-based "
+                   "metrics (MI, VIF, Qabf, SSIM) score highest when copied, and its EN, SD, SF exceed what the "
+                   "intensity/gradient/SSIM losses produce (even the pixel-wise max loses on them): measured 0 of 8")
+def test_fused_beats_the_visible_image_on_5_of_8_classic_metrics(embedded_default):
+    ours, base = embedded_default
+    assert len(_wins(ours, base["visible"])) >= 5
