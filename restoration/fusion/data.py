@@ -6,7 +6,9 @@ Settings (a plain dict for now; keys and defaults):
 * ``crop`` (``None``): training crop (int or ``(h, w)``); ``flip`` (``True``); ``seed`` (0);
 * ``val_fraction`` (0.1): share of the training pairs held out for validation when the folder has
   no ``val`` split (``datasets.splits.split_train_val``, seeded with ``seed``);
-* ``synthetic_count`` (``None``): number of synthetic training pairs (default 48).
+* ``synthetic_count`` (``None``): number of synthetic training pairs (default 48);
+  ``synthetic_val_count`` (``None``): number of synthetic crops of the validation photograph the
+  search's upper level draws from (default 6; more lets a search epoch take more than one step).
 
 Splits: validation never reads test files. A folder with ``train/`` (and maybe ``test/``) but no
 ``val/`` validates on a seeded slice of ``train``; a flat folder is split the same way for
@@ -109,7 +111,7 @@ def search_sets(settings: dict[str, Any]) -> tuple[FusionView, FusionView]:
     if settings.get("data") is None:
         size = 64 if crop is None else max(64, *as_hw(crop))
         lower = SyntheticFusion("train", size=size, count=settings.get("synthetic_count"), seed=SYNTHETIC_SEED)
-        upper = SyntheticFusion("val", size=size, seed=SYNTHETIC_SEED)
+        upper = SyntheticFusion("val", size=size, count=settings.get("synthetic_val_count"), seed=SYNTHETIC_SEED)
         return FusionView(lower, None, crop, flip, seed), FusionView(upper, None, crop, flip, seed + 1)
     train, val, tr, va = _train_val(settings)
     if val is not None:

@@ -16,7 +16,7 @@ from datasets.errors import DataError
 from datasets.fusion import read_fusion_image
 from datasets.io import is_image_file
 from restoration.fusion.color import fuse_color
-from restoration.fusion.metrics import fusion_metrics
+from restoration.fusion.metrics import METRIC_NAMES, VIF_MIN_SIZE, fusion_metrics
 
 __all__ = ["restore", "score_item", "score_predictions", "labelled_grid"]
 
@@ -46,7 +46,12 @@ def restore(network: nn.Module | Callable[[torch.Tensor, torch.Tensor], torch.Te
 
 
 def score_item(item: dict, names: Sequence[str] | None = None, textbook_ssim: bool = False) -> dict[str, float]:
-    """Fusion metrics of one ``restore`` item (evaluator conventions, see ``metrics``): name -> value."""
+    """Fusion metrics of one ``restore`` item (evaluator conventions, see ``metrics``): name -> value.
+
+    ``vif`` is left out for items smaller than ``VIF_MIN_SIZE`` pixels a side (its pyramid needs them).
+    """
+    small = min(item["fused"].shape[-2:]) < VIF_MIN_SIZE
+    names = [n for n in (METRIC_NAMES if names is None else names) if not (n == "vif" and small)]
     vals = fusion_metrics(item["fused"][None], item["ir"][None], item["vi"][None], names=names,
                           textbook_ssim=textbook_ssim)
     return {k: float(v[0]) for k, v in vals.items()}

@@ -1,8 +1,9 @@
 """Genotypes of the fusion space: the primitive names, the shipped reference genotype, derivation.
 
-``FUSION_PRIMITIVES`` are the op names the fusion space expects from the restoration op family
-(dense and residual blocks, channel and spatial attention, dilated and separable convs, skip),
-after the op lists of HAF / TIMFusion. The op dict itself is passed to the networks.
+``FUSION_PRIMITIVES`` are the candidate ops of the fusion space, by their names in the shared
+restoration op family (``restoration.ops.RESTORATION_OPS``, the op dict the task passes to the
+networks): a dense block, a residual block, channel attention (ECA, TIMFusion's ``ECAattention``),
+spatial attention, dilated and separable 3x3 convs and skip, after the op lists of HAF / TIMFusion.
 
 The reference genotype (``FUSION_REFERENCE_PATH``, space ``"fusion"``, cells ``scale1``,
 ``scale2``, ``scale4`` for full, 1/2 and 1/4 resolution) is a hand-set default in the spirit of
@@ -22,7 +23,7 @@ from restoration.fusion.model import check_fusion_genotype
 __all__ = ["FUSION_PRIMITIVES", "FUSION_REFERENCE_PATH", "reference_genotype", "load_fusion_genotype"]
 
 FUSION_PRIMITIVES: tuple[str, ...] = (
-    "dense_block_3x3", "residual_block_3x3", "channel_attention", "spatial_attention",
+    "dense_block_3x3", "res_block_3x3", "eca_attention", "spatial_attention",
     "dil_conv_3x3", "sep_conv_3x3", "skip_connect",
 )
 FUSION_REFERENCE_PATH: Path = Path(__file__).resolve().with_name("fusion_reference.json")

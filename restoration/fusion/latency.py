@@ -6,7 +6,9 @@ latency of a discrete network.
   cell scale ``s`` (1, 2, 4), in milliseconds (median of ``repeats`` timed runs after ``warmup``,
   CUDA synchronised); table ``{cell: {op: ms}}``.
 * ``load_or_measure``: the table from ``FOLDER/op_latency.json`` when its settings (device, torch
-  version, channels, size, primitives) match, else measured and written atomically.
+  version, channels, size, primitives) match, else measured and written atomically;
+  ``reuse_or_measure``: the same check against an in-memory record ``{"settings", "latency_ms"}``
+  (the fusion task keeps it in its settings, so the search command writes it to the run folder).
 * ``expected_latency``: ``sum_cells sum_edges sum_ops softmax(alpha)[edge, op] * latency[cell][op]``,
   a differentiable scalar (ms) to add as ``W x expected latency`` to the upper objective.
 * ``measure_latency``: median wall time (ms) of a network's forward on an infrared/visible pair.
@@ -28,8 +30,8 @@ from torch import nn
 from nas.ops import OpFactory
 from restoration.fusion.model import CELL_NAMES
 
-__all__ = ["LATENCY_FILE", "CELL_SCALES", "time_call", "measure_op_latencies", "load_or_measure",
-           "expected_latency", "measure_latency"]
+__all__ = ["LATENCY_FILE", "CELL_SCALES", "time_call", "measure_op_latencies", "latency_settings",
+           "load_or_measure", "reuse_or_measure", "expected_latency", "measure_latency"]
 
 LATENCY_FILE = "op_latency.json"
 #: Downsampling factor of each cell.
@@ -74,14 +76,36 @@ def _device_name(device: torch.device) -> str:
     return f"cpu ({torch.get_num_threads()} threads)"
 
 
+def latency_settings(primitives: Sequence[str], C: int, size: int, device: torch.device | str) -> dict:
+    """What a latency table depends on: device name, torch version, channels, input side, primitives."""
+    return {"device": _device_name(torch.device(device)), "torch": str(torch.__version__), "channels": C, "size": size,
+            "primitives": list(primitives)}
+
+
+def reuse_or_measure(record: Mapping | None, ops: Mapping[str, OpFactory], primitives: Sequence[str], C: int,
+                     size: int, device: torch.device | str, repeats: int = 20,
+                     measure: Callable[..., dict[str, dict[str, float]]] = measure_op_latencies) -> tuple[dict, bool]:
+    """``(record, measured)``: ``record`` itself when its ``settings`` match ``latency_settings(...)``,
+    else a new ``{"settings": ..., "latency_ms": {cell: {op: ms}}}`` measured now (``measured`` True)."""
+    settings = latency_settings(primitives, C, size, device)
+    if isinstance(record, Mapping) and record.get("settings") == settings:
+        try:
+            table = {cell: {k: float(v) for k, v in row.items()} for cell, row in record["latency_ms"].items()}
+            if set(table) == set(CELL_SCALES) and all(set(row) == set(primitives) for row in table.values()):
+                return {"settings": settings, "latency_ms": table}, False
+        except (KeyError, AttributeError, TypeError, ValueError):
+            pass  # malformed: measure again
+    table = measure(ops, primitives, C, size, torch.device(device), repeats=repeats)
+    return {"settings": settings, "latency_ms": table}, True
+
+
 def load_or_measure(folder: str | os.PathLike, ops: Mapping[str, OpFactory], primitives: Sequence[str], C: int,
                     size: int, device: torch.device | str, repeats: int = 20,
                     measure: Callable[..., dict[str, dict[str, float]]] = measure_op_latencies) -> dict[str, dict[str, float]]:
     """The cached table of ``FOLDER/op_latency.json`` if it was measured with the same settings,
     else a new measurement (written there atomically). Returns ``{cell: {op: ms}}``."""
     device = torch.device(device)
-    settings = {"device": _device_name(device), "torch": torch.__version__, "channels": C, "size": size,
-                "primitives": list(primitives)}
+    settings = latency_settings(primitives, C, size, device)
     path = Path(folder) / LATENCY_FILE
     if path.is_file():
         try:

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from restoration.fusion.latency import (CELL_SCALES, LATENCY_FILE, expected_latency, load_or_measure,
-                                        measure_latency, measure_op_latencies)
+                                        measure_latency, measure_op_latencies, reuse_or_measure)
 from restoration.fusion.model import CELL_NAMES, FusionSearchNet
 
 
@@ -53,6 +53,24 @@ def test_cache_reused_when_settings_match(tmp_path):
     (tmp_path / LATENCY_FILE).write_text("{not json")
     load_or_measure(tmp_path, OPS, PRIMS, 3, 8, "cpu", measure=fake)
     assert len(calls) == 3
+
+
+def test_record_reused_only_when_settings_match():
+    calls = []
+
+    def fake(ops, prims, C, size, device, repeats):
+        calls.append(C)
+        return {cell: {p: float(i + 1) for i, p in enumerate(prims)} for cell in CELL_NAMES}
+
+    rec, measured = reuse_or_measure(None, OPS, PRIMS, 2, 8, "cpu", measure=fake)
+    assert measured and rec["settings"]["channels"] == 2 and rec["latency_ms"]["scale1"]["slow"] == 2.0
+    again, measured = reuse_or_measure(json.loads(json.dumps(rec)), OPS, PRIMS, 2, 8, "cpu", measure=fake)
+    assert not measured and again == rec and calls == [2]
+    _, measured = reuse_or_measure(rec, OPS, PRIMS, 2, 16, "cpu", measure=fake)  # other size
+    assert measured
+    broken = {"settings": rec["settings"], "latency_ms": {"scale1": {"fast": 1.0}}}
+    assert reuse_or_measure(broken, OPS, PRIMS, 2, 8, "cpu", measure=fake)[1]
+    assert calls == [2, 2, 2]
 
 
 def test_expected_latency_value_and_gradient():

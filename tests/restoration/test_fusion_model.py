@@ -111,3 +111,12 @@ def test_mac_count_closed_form():
 
     assert count_macs(One(), 8, 6) == 8 * 6 * 3 * 2 * 9
     assert format_count(3_438) == "3.44K" and format_count(12) == "12"
+
+
+def test_fusion_primitives_are_the_shared_restoration_ops():
+    from restoration.ops import RESTORATION_OPS
+
+    assert set(FUSION_PRIMITIVES) <= set(RESTORATION_OPS)
+    net = FusionNet(reference_genotype(), RESTORATION_OPS, C=4)
+    assert net(torch.rand(1, 1, 12, 12), torch.rand(1, 1, 12, 12)).shape == (1, 1, 12, 12)
+    assert load_fusion_genotype(FUSION_REFERENCE_PATH, RESTORATION_OPS) == reference_genotype()
