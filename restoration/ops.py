@@ -40,8 +40,6 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-from timm.layers import ConvNormAct, EcaModule
-from timm.layers.cbam import SpatialAttn
 from torch import nn
 
 __all__ = [
@@ -108,11 +106,21 @@ class AttentionBlock(nn.Module):
         return self.act2(x + self.attn(self.conv2(self.act1(self.conv1(x)))))
 
 
+def eca_gate(C: int, kernel_size: int = 3) -> nn.Module:
+    """timm's ECA channel attention: ``x * sigmoid(conv1d(mean_hw(x)))`` over channels, ``[N, C, H, W]``."""
+    from timm.layers import EcaModule  # deferred: importing timm takes seconds
+
+    return EcaModule(C, kernel_size=kernel_size)
+
+
 def spatial_gate(kernel_size: int = 3) -> nn.Module:
     """timm's CBAM spatial attention with a biased conv and no BatchNorm.
 
     ``[N, C, H, W] -> [N, C, H, W]``: ``x * sigmoid(conv([mean_c(x), max_c(x)]))``.
     """
+    from timm.layers import ConvNormAct  # deferred: importing timm takes seconds (torchvision models)
+    from timm.layers.cbam import SpatialAttn
+
     sa = SpatialAttn(kernel_size)
     sa.conv = ConvNormAct(2, 1, kernel_size, bias=True, apply_norm=False, apply_act=False)
     return sa
@@ -155,7 +163,7 @@ RESTORATION_OPS: dict[str, OpFactory] = {
     "res_block_3x3_d2": _factory("res_block_3x3_d2", lambda C: ResBlock(C, 3, 2)),
     "res_block_5x5_d2": _factory("res_block_5x5_d2", lambda C: ResBlock(C, 5, 2)),
     "dense_block_3x3": _factory("dense_block_3x3", lambda C: DenseBlock(C, 3, 1)),
-    "eca_attention": _factory("eca_attention", lambda C: AttentionBlock(C, EcaModule(C, kernel_size=3))),
+    "eca_attention": _factory("eca_attention", lambda C: AttentionBlock(C, eca_gate(C))),
     "spatial_attention": _factory("spatial_attention", lambda C: AttentionBlock(C, spatial_gate(3))),
 }
 

@@ -18,7 +18,6 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Dataset
-from torchvision.utils import make_grid
 
 from datasets.errors import DataError
 from datasets.io import is_image_file, read_image
@@ -106,6 +105,7 @@ def labelled_grid(items: Sequence[dict], keys: Sequence[str] = ("input", "output
         for k in keys:
             img = it.get(k, torch.zeros_like(it["output"])).detach().float().cpu()
             tiles.append(torch.nn.functional.pad(img, (0, W - img.shape[-1], 0, H - img.shape[-2])))
+    from torchvision.utils import make_grid  # deferred: importing torchvision takes seconds
     grid = make_grid(torch.stack(tiles), nrow=len(keys), padding=2, pad_value=1.0)
     header = np.full((18, grid.shape[-1], 3), 255, np.uint8)
     for j, text in enumerate(labels):

@@ -28,7 +28,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import Dataset
-from torchvision.utils import make_grid
 
 import bilevel
 from bilevel import Group, LowerLevel
@@ -274,4 +273,5 @@ def _grid(items: list[dict[str, Any]]) -> Tensor:
     tiles = []
     for item in items:
         tiles += [item["input"], item["output"]] + ([item["target"]] if cols == 3 else [])
+    from torchvision.utils import make_grid  # deferred: importing torchvision takes seconds
     return make_grid([t.detach().float().cpu().clamp(0, 1) for t in tiles], nrow=cols, padding=2, pad_value=1.0)

@@ -28,7 +28,6 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
-from torchvision.utils import make_grid
 
 import bilevel
 from bilevel import Group, LowerLevel
@@ -302,6 +301,7 @@ class RegistrationTask(Task):
             tiles += [t.expand(3, -1, -1) for t in (moving, fixed, pics["warped"], pics["grid"])] + [pics["jacobian"]]
         if len({tuple(t.shape) for t in tiles}) != 1:
             return None
+        from torchvision.utils import make_grid  # deferred: importing torchvision takes seconds
         return make_grid([t.float().clamp(0, 1) for t in tiles], nrow=5, padding=2, pad_value=1.0)
 
     def evaluation_note(self) -> str:
