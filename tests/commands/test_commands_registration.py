@@ -44,7 +44,9 @@ def test_evaluate_writes_metrics_per_label_dice_and_pictures(model, tmp_path, ca
     assert "unregistered Dice" in capsys.readouterr().out
 
 
-def test_search_cells_gives_genotype_and_weights_then_trains(tmp_path):
+def test_search_cells_gives_genotype_and_weights_then_trains(tmp_path, monkeypatch):
+    # the genotype picture is nas.plot's (tested there); drawing it here would only cost time
+    monkeypatch.setattr("commands.search.plot_genotype", lambda genotype, path: False)
     S, T = tmp_path / "S", tmp_path / "T"
     assert run(search_main, [*TINY, "--search-cells", "--jacobian-weight", "0.5", "--max-steps", "1",
                              "--out", str(S)]) == 0
@@ -60,16 +62,18 @@ def test_every_method_family_runs_a_step(tmp_path, method):
     assert run(search_main, [*TINY, "--method", method, *options, "--max-steps", "1", "--out", str(tmp_path)]) == 0
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["method"] == method
+    assert set(json.loads((tmp_path / "hparams.json").read_text())) == {"smooth"}
+    assert not (tmp_path / "genotype.json").exists()
 
 
 def test_dims_3_runs_end_to_end(tmp_path):
-    tiny3 = [*TINY, "--dims", "3", "--size", "12", "--synthetic-count", "8", "--batch-size", "1"]
+    tiny3 = [*TINY, "--dims", "3", "--size", "8", "--synthetic-count", "8", "--batch-size", "1"]
     assert run(search_main, [*tiny3, "--max-steps", "1", "--out", str(tmp_path / "S")]) == 0
     assert run(train_main, [*tiny3, "--from", str(tmp_path / "S"), "--max-steps", "1", "--out", str(tmp_path / "T")]) == 0
     out = tmp_path / "E"
     assert run(evaluate_main, ["--checkpoint", str(tmp_path / "T" / "model.pt"), "--save-images", "--out", str(out)]) == 0
     field = np.load(next((out / "images" / "fields").glob("*.npy")))
-    assert field.shape == (3, 12, 12, 12)
+    assert field.shape == (3, 8, 8, 8)
 
 
 def _npz(path, shape=(16, 16), seg_shape=None, keys=("vol", "seg")):
