@@ -31,7 +31,6 @@ from torch.utils.data import Dataset
 
 import bilevel
 from bilevel import Group, LowerLevel
-from nas.genotype import Genotype
 from restoration.registration import data as regdata
 from restoration.registration.evaluate import register, save_outputs, visuals
 from restoration.registration.genotype import CELL_NAMES, SPACE, check_genotype
@@ -135,7 +134,7 @@ class RegistrationTask(Task):
     space = SPACE
     cell_names = CELL_NAMES
     primitives = tuple(AUTOREG_PRIMITIVES)
-    #: a search yields learned loss weights; with ``--search-cells`` a genotype too
+    #: retraining requires the learned loss weights; a genotype (``--search-cells``) is used when given
     results = ("hparams",)
     Settings = RegistrationSettings
     recipes = RECIPES
@@ -149,8 +148,6 @@ class RegistrationTask(Task):
                  "random diffeomorphisms")
 
     def __init__(self) -> None:
-        # training takes a genotype when the search wrote one (--search-cells); check_result makes it optional
-        self.results = ("hparams", "genotype")
         self.split_note = ""
         self.split: dict[str, Any] = {}
         self._unregistered: list[float] = []
@@ -165,8 +162,8 @@ class RegistrationTask(Task):
             raise HparamsError(f"task 'registration' needs its learned loss weights{where}; pass --hparams FILE "
                                "(hparams.json of a search, e.g. {\"smooth\": 0.1}) or --from RUN_DIR")
         check_hparams(result.hparams, source)
+        super().check_result(result, source)
         if result.genotype is not None:
-            self.check_genotype(result.genotype, source)
             check_genotype(result.genotype, source)
 
     # -- search ----------------------------------------------------------------------------
@@ -179,7 +176,6 @@ class RegistrationTask(Task):
         return lower, upper
 
     def build_search(self, s: RegistrationSettings, device: torch.device) -> SearchSetup:
-        self.results = ("genotype", "hparams") if s.search_cells else ("hparams",)
         supernet = RegistrationSearch(s).to(device)
         weights = supernet.weight_parameters()
         hyper = {k: p for k, p in supernet.log_weights().items() if p.requires_grad}
