@@ -11,7 +11,9 @@ Settings (a plain dict; missing keys take these defaults):
 * ``seed`` (0): augmentation and split seed; ``val_fraction`` (0.1): share of the training
   items (of the VIDEOS for video folders) held out for validation when the folder has no
   validation split; ``full_window`` (True): evaluate only frames with a full window;
-* ``synthetic_count`` (None): number of synthetic training images.
+* ``synthetic_count`` (None): number of synthetic training images; ``synthetic_val_count``
+  (None): number of synthetic validation crops the SEARCH's upper level draws from (default 8;
+  more lets a search epoch take more steps; training validates on the 8 fixed ones).
 
 Validation never reads test files: it is the folder's ``val`` split when present, else a seeded
 slice of the training split (``datasets.splits.split_train_val``); the embedded default has
@@ -39,7 +41,7 @@ __all__ = ["DerainView", "SETTINGS_DEFAULTS", "is_video_folder", "open_folder", 
 
 SETTINGS_DEFAULTS: dict[str, Any] = {"data": None, "frames": 1, "video": False, "crop": 64, "flip": True,
                                      "seed": 0, "val_fraction": 0.1, "full_window": True,
-                                     "synthetic_count": None}
+                                     "synthetic_count": None, "synthetic_val_count": None}
 _KEYS = ("frames", "input", "target")
 
 
@@ -121,12 +123,13 @@ def _use_video(s: dict[str, Any]) -> bool:
     return int(s["frames"]) > 1 or bool(s["video"])
 
 
-def _train_val(s: dict[str, Any]) -> tuple[Dataset, Optional[Sequence[int]], Dataset]:
-    """(training base, its indices, validation set) without any test file."""
+def _train_val(s: dict[str, Any], val_count: Optional[int] = None) -> tuple[Dataset, Optional[Sequence[int]], Dataset]:
+    """(training base, its indices, validation set) without any test file; ``val_count``: synthetic
+    validation images (None: the split's default)."""
     if s["data"] is None:
         if _use_video(s):
             return SyntheticRainVideo("train", int(s["frames"])), None, SyntheticRainVideo("val", int(s["frames"]))
-        return SyntheticRain("train", count=s["synthetic_count"]), None, SyntheticRain("val")
+        return SyntheticRain("train", count=s["synthetic_count"]), None, SyntheticRain("val", count=val_count)
     root, frac, seed = s["data"], float(s["val_fraction"]), int(s["seed"])
     train = open_folder(root, "train", s)
     if split_folder(Path(root), "val") is not None:
@@ -149,7 +152,7 @@ def search_sets(settings: dict[str, Any]) -> tuple[DerainView, DerainView]:
     """``(lower, upper)``: the training part (weights) and the validation part (architecture),
     both cropped and flipped."""
     s = _settings(settings)
-    base, idx, val = _train_val(s)
+    base, idx, val = _train_val(s, s["synthetic_val_count"])
     seed = int(s["seed"])
     val_base, val_idx = (val.base, val.indices) if isinstance(val, DerainView) else (val, None)
     return (DerainView(base, idx, s["crop"], bool(s["flip"]), seed),

@@ -1,0 +1,166 @@
+"""Settings, recipes and command-line flags of the deraining task.
+
+Two recipes:
+
+* ``"default"``: fast on a CPU. Search: the chain-cell supernet (3 cells of 4 edges over the 14
+  restoration ops, one shared architecture) at 8 channels on 48x48 crops, batch 4, 3 epochs,
+  ``darts2``; weights SGD 0.01 (momentum 0.9, weight decay 3e-4, cosine to 1e-3), alphas Adam 3e-3
+  betas (0.5, 0.999) weight decay 1e-3. Retraining: the discrete network at 16 channels, 3 cells,
+  Adam 2e-3 cosine to 1e-4, 40 epochs of batch 8 on 48x48 crops (320 steps on the embedded data).
+* ``"tmics"``: the network of the released TMICS code (96 channels, 8 cells sharing one genotype;
+  its video model reads 5-frame windows: add ``--frames 5``), Charbonnier + SSIM losses. The search
+  and training schedules are not in that code: DARTS's published values stand in for the search
+  (weights SGD 0.025 momentum 0.9 weight decay 3e-4 cosine to 1e-3, alphas Adam 3e-4 weight decay
+  1e-3, 50 epochs) and a common deraining schedule for the retraining (Adam 2e-4 cosine to 1e-6,
+  100 epochs, batch 8, 64x64 crops). A GPU recipe: at 96 channels one CPU step takes seconds.
+
+Metrics: PSNR and SSIM on the Y channel of ITU-R BT.601 YCbCr in MATLAB's ``rgb2ycbcr``
+convention (the deraining papers' numbers), or on RGB with ``y_channel = False``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from typing import Any
+
+from restoration.derain.losses import PIXEL_LOSSES
+from tasks.settings import (Recipes, Settings, SettingsError, at_least, doc, in_range, one_of, positive,
+                            positive_float, positive_int)
+
+__all__ = ["ARCH_BETAS", "DerainSettings", "RECIPES", "add_task_arguments"]
+
+#: Adam betas of the architecture optimizer (DARTS's architect).
+ARCH_BETAS = (0.5, 0.999)
+
+
+@dataclass
+class DerainSettings(Settings):
+    """Settings of the deraining task (see the module docstring for the recipes)."""
+
+    channels: int = field(default=8, metadata=doc("feature channels of the network"))
+    cells: int = field(default=3, metadata=doc("searched cells in sequence (one shared genotype)"))
+    steps: int = field(default=4, metadata=doc("search: edges (ops) per chain cell"))
+    frames: int = field(default=1, metadata=doc("odd frame window; > 1 reads videos and restores the middle frame"))
+    video: bool = field(default=False, metadata=doc("embedded data: the synthetic video even with frames = 1"))
+    full_window: bool = field(default=True, metadata=doc("video: score only frames whose window is inside the video"))
+    crop: int | None = field(default=48, metadata=doc("random square training crop (None: whole items)"))
+    flip: bool = field(default=True, metadata=doc("random flips"))
+    synthetic_count: int | None = field(default=None, metadata=doc("embedded training images (None: 64)"))
+    synthetic_val_count: int | None = field(default=64, metadata=doc("search: embedded upper-level crops"))
+    val_fraction: float = field(default=0.1, metadata=doc("share of a training folder held out for validation"))
+    eval_batch_size: int = field(default=1, metadata=doc("validation/test batch size"))
+    # losses
+    pixel_loss: str = field(default="charbonnier", metadata=doc("charbonnier or l1"))
+    pixel_weight: float = field(default=1.0, metadata=doc("weight of the pixel loss"))
+    ssim_weight: float = field(default=0.2, metadata=doc("weight of 1 - SSIM"))
+    # optimisation
+    lr: float = field(default=0.01, metadata=doc("learning rate of the network weights"))
+    lr_min: float = field(default=1e-3, metadata=doc("cosine floor of the weights' learning rate"))
+    lr_schedule: str = field(default="cosine", metadata=doc("cosine or constant"))
+    momentum: float = field(default=0.9, metadata=doc("SGD momentum of the weights"))
+    weight_decay: float = field(default=3e-4, metadata=doc("weight decay of the weights"))
+    lower_optimizer: str = field(default="sgd", metadata=doc("search: sgd or adam for the weights"))
+    train_optimizer: str = field(default="adam", metadata=doc("train: adam or sgd"))
+    arch_lr: float = field(default=3e-3, metadata=doc("search: Adam learning rate of the alphas"))
+    arch_weight_decay: float = field(default=1e-3, metadata=doc("search: weight decay of the alphas"))
+    grad_clip: float | None = field(default=5.0, metadata=doc("search: hypergradient clip; train: weights clip"))
+    lower_grad_clip: float | None = field(default=5.0, metadata=doc("search: clip of the weights' gradient"))
+    # evaluation
+    y_channel: bool = field(default=True, metadata=doc("metrics on the MATLAB Y channel (False: RGB in [0, 1])"))
+    tile: int | None = field(default=None, metadata=doc("evaluate in overlapping tiles of this side (None: whole)"))
+    tile_overlap: int = field(default=32, metadata=doc("overlap of neighbouring tiles in pixels"))
+
+    def check(self) -> None:
+        super().check()
+        for key in ("channels", "cells", "steps", "eval_batch_size", "frames"):
+            at_least(self, key, 1)
+        if self.frames % 2 == 0:
+            raise SettingsError(f"setting frames must be odd (a window centred on the restored frame), got {self.frames}")
+        at_least(self, "crop", 11, optional=True)  # the SSIM loss needs 11x11 windows
+        at_least(self, "synthetic_count", 1, optional=True)
+        at_least(self, "synthetic_val_count", 1, optional=True)
+        at_least(self, "tile", 16, optional=True)
+        at_least(self, "tile_overlap", 0)
+        if self.tile is not None and self.tile_overlap >= self.tile:
+            raise SettingsError(f"setting tile_overlap ({self.tile_overlap}) must be smaller than tile ({self.tile})")
+        for key in ("lr", "arch_lr"):
+            positive(self, key)
+        positive(self, "grad_clip", optional=True)
+        positive(self, "lower_grad_clip", optional=True)
+        in_range(self, "val_fraction", 0.0, 0.5)
+        in_range(self, "momentum", 0.0, 1.0)
+        for key in ("lr_min", "weight_decay", "arch_weight_decay", "pixel_weight", "ssim_weight"):
+            in_range(self, key, 0.0, float("inf"))
+        if self.pixel_weight + self.ssim_weight <= 0:
+            raise SettingsError("at least one of pixel_weight, ssim_weight must be > 0")
+        one_of(self, "pixel_loss", tuple(PIXEL_LOSSES))
+        one_of(self, "lr_schedule", ("cosine", "constant"))
+        one_of(self, "lower_optimizer", ("sgd", "adam"))
+        one_of(self, "train_optimizer", ("adam", "sgd"))
+
+    def loss_weights(self) -> tuple[float, float]:
+        return (self.pixel_weight, self.ssim_weight)
+
+    def data_settings(self) -> dict[str, Any]:
+        """The plain dict ``restoration.derain.data`` reads."""
+        return {"data": self.data, "frames": self.frames, "video": self.video, "crop": self.crop,
+                "flip": self.flip, "seed": self.seed, "val_fraction": self.val_fraction,
+                "full_window": self.full_window, "synthetic_count": self.synthetic_count,
+                "synthetic_val_count": self.synthetic_val_count}
+
+
+RECIPES: Recipes = {
+    "default": {
+        "search": {"epochs": 3, "batch_size": 4, "channels": 8, "cells": 3, "crop": 48, "lr": 0.01,
+                   "lr_min": 1e-3, "arch_lr": 3e-3},
+        "train": {"epochs": 40, "batch_size": 8, "channels": 16, "cells": 3, "crop": 48, "lr": 2e-3,
+                  "lr_min": 1e-4, "weight_decay": 0.0, "train_optimizer": "adam", "grad_clip": 5.0},
+    },
+    "tmics": {
+        "search": {"epochs": 50, "batch_size": 4, "channels": 16, "cells": 8, "crop": 64, "lr": 0.025,
+                   "lr_min": 1e-3, "momentum": 0.9, "weight_decay": 3e-4, "arch_lr": 3e-4,
+                   "arch_weight_decay": 1e-3},
+        "train": {"epochs": 100, "batch_size": 8, "channels": 96, "cells": 8, "crop": 64, "lr": 2e-4,
+                  "lr_min": 1e-6, "weight_decay": 0.0, "train_optimizer": "adam", "grad_clip": None},
+    },
+}
+
+
+def add_task_arguments(parser: argparse.ArgumentParser, stage: str) -> None:
+    """Flags of the deraining task (dest = settings key, default None = the recipe's value)."""
+    if stage not in ("search", "train"):
+        return
+    group = parser.add_argument_group(
+        f"task 'derain' ({stage}); recipes: default (fast on a CPU), tmics (the released TMICS network: "
+        "96 channels, 8 cells; schedules not in that code are DARTS's / common values). Metrics: PSNR and "
+        "SSIM on the Y channel of BT.601 YCbCr, MATLAB rgb2ycbcr convention (8-bit, Y in [16, 235]), as "
+        "deraining papers report; --no-y-channel for RGB")
+    add = group.add_argument
+    add("--channels", type=positive_int, default=None, metavar="C",
+        help="feature channels (default: search 8, train 16; tmics 16 / 96)")
+    add("--cells", type=positive_int, default=None, metavar="N", help="cells in sequence (default 3; tmics 8)")
+    add("--frames", type=positive_int, default=None, metavar="T",
+        help="odd frame window (default 1: single images); T > 1 reads videos (DIR/<video>/rfc-<k>, gtc-<k>, or "
+             "the embedded synthetic video), stacks the T frames as input and restores the middle one; windows "
+             "at the ends of a video are reflected")
+    add("--video", action=argparse.BooleanOptionalAction, default=None,
+        help="embedded data: use the synthetic video even with --frames 1 (the single-frame baseline)")
+    add("--crop", type=positive_int, default=None, metavar="PX", help="random square training crop (default 48)")
+    add("--lr", type=positive_float, default=None,
+        help="learning rate of the network weights (default: search 0.01 SGD, train 2e-3 Adam)")
+    add("--pixel-loss", choices=tuple(PIXEL_LOSSES), default=None, help="pixel loss (default charbonnier, eps 1e-3)")
+    add("--ssim-weight", type=float, default=None, metavar="W", help="weight of 1 - SSIM (kornia; default 0.2)")
+    add("--synthetic-count", type=positive_int, default=None, metavar="N",
+        help="embedded training images (default 64)")
+    add("--val-fraction", type=float, default=None, metavar="P",
+        help="share of a training folder held out (seeded) for validation when no val/ folder exists (default 0.1; "
+             "of the videos for video folders)")
+    add("--y-channel", action=argparse.BooleanOptionalAction, default=None,
+        help="validation metrics on the MATLAB Y channel (default) or, with --no-y-channel, on RGB in [0, 1]; "
+             "the model keeps the choice for evaluate.py")
+    if stage == "search":
+        add("--steps", type=positive_int, default=None, metavar="K", help="edges per chain cell (default 4)")
+        add("--arch-lr", type=positive_float, default=None, help="Adam learning rate of the alphas (default 3e-3)")
+        add("--lower-optimizer", choices=("sgd", "adam"), default=None,
+            help="optimizer of the supernet weights (default sgd; adam only with darts1, cg, neumann, ias)")

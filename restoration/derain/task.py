@@ -1,0 +1,216 @@
+"""Single-image and video deraining (after the TMIC / TMICS line of work) as a ``Task``.
+
+Search: the chain-cell supernet ``model.DerainSearch`` (``cells`` cells of ``steps`` edges over the
+14 restoration ops, one architecture shared by every cell, as TMICS shares its genotype) and ONE
+upper group over one lower level. Lower variables: the network weights, on the deraining loss
+(``losses.derain_loss``: Charbonnier or L1 + ``ssim_weight`` x (1 - SSIM), kornia) of a training
+batch. Upper variables: the alphas (Adam), on the same loss of a validation batch. Any ``--method``.
+
+Result: ``genotype.json`` (argmax op per edge). Training retrains ``model.DerainNet`` of the
+genotype on the deraining loss; the model is selected on validation ``psnr`` (Y channel, MATLAB
+convention, unless ``--no-y-channel``). ``--frames T`` (odd) stacks a window of T frames as the
+input and restores the middle frame (windows reflected at the ends of a video); the network
+predicts the rain layer and subtracts it from the middle frame.
+
+Evaluation: PSNR and SSIM of the outputs clamped to [0, 1] against the clean images at full
+resolution, on the Y channel of BT.601 YCbCr in MATLAB's ``rgb2ycbcr`` convention (8-bit RGB,
+studio-swing Y rounded to integers, peak 255, Gaussian 11x11 SSIM) or on RGB; ``tile`` runs
+overlapping blended tiles (``restoration.tiling``) for images too large for memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+import bilevel
+from bilevel import Group, LowerLevel
+from datasets.io import write_image
+from restoration.complexity import describe_size
+from restoration.derain import data as ddata
+from restoration.derain.evaluation import METRIC_NOTE, derain_metrics, labelled_grid, match_predictions, restore
+from restoration.derain.genotype import CELL_NAMES, SPACE, genotype_ops
+from restoration.derain.losses import derain_loss
+from restoration.derain.model import DerainNet, DerainSearch, network_input
+from restoration.derain.settings import ARCH_BETAS, RECIPES, DerainSettings, add_task_arguments
+from restoration.ops import RESTORATION_PRIMITIVES
+from tasks import SearchResult, SearchSetup, Task, TrainGroup, TrainSetup
+
+__all__ = ["DerainTask"]
+
+
+def _verified(dataset: Dataset) -> Dataset:
+    dataset.verify(progress=True)  # every file checked before the first step: one-line DataError
+    return dataset
+
+
+def _where(s: DerainSettings) -> str:
+    if s.data is not None:
+        return f"'{s.data}'"
+    return "embedded synthetic video" if (s.frames > 1 or s.video) else "embedded synthetic rain photographs"
+
+
+class DerainTask(Task):
+    """Deraining with searched chain cells (see the module docstring)."""
+
+    name = "derain"
+    space = SPACE
+    cell_names = CELL_NAMES
+    primitives = tuple(RESTORATION_PRIMITIVES)
+    results = ("genotype",)
+    Settings = DerainSettings
+    recipes = RECIPES
+    default_method = "darts2"
+    metrics = {"psnr": "max", "ssim": "max"}
+    select = "psnr"
+    data_help = ("rainy/clean pairs read in place: Rain100L/H (DIR/rain-XXX.png + DIR/norain-XXX.png), "
+                 "DIR/{rainy,norain}, DIR/{input,target} (Rain13K, Test100, Test2800), Rain1400 "
+                 "(DIR/rainy_image/<id>_<k>.jpg + DIR/ground_truth/<id>.jpg), videos DIR/<video>/rfc-<k>.jpg + "
+                 "gtc-<k>.jpg (RainSynLight25/Complex25), each optionally under DIR/{train,val,test}/; validation "
+                 "is DIR/val or a seeded slice of the training split, never the test files; default: embedded "
+                 "synthetic rain over photographs (--frames > 1 or --video: a synthetic video)")
+
+    def __init__(self) -> None:
+        self.split_note = ""
+        self.split: dict[str, Any] = {}
+        self._y_channel = True
+
+    def add_arguments(self, parser: argparse.ArgumentParser, stage: str) -> None:
+        add_task_arguments(parser, stage)
+
+    def check_genotype(self, genotype: Any, source: str = "") -> None:
+        super().check_genotype(genotype, source)
+        genotype_ops(genotype, source)
+
+    # -- search ----------------------------------------------------------------------------
+    def search_data(self, s: DerainSettings) -> tuple[Dataset, Dataset]:
+        lower, upper = ddata.search_sets(s.data_settings())
+        lower, upper = _verified(lower), _verified(upper)
+        self.split_note = (f"search: lower level on {len(lower)} training items, upper level on {len(upper)} "
+                           f"validation items ({_where(s)}); test files unread")
+        self.split = {"lower_items": len(lower), "upper_items": len(upper)}
+        return lower, upper
+
+    def build_search(self, s: DerainSettings, device: torch.device) -> SearchSetup:
+        supernet = DerainSearch(s.channels, s.cells, s.steps, s.frames, self.primitives).to(device)
+        weights, alphas = supernet.weight_parameters(), supernet.arch_parameters()
+        w = s.loss_weights()
+
+        def loss(lower: dict[str, Tensor], upper: dict[str, Tensor], batch: dict[str, Any]) -> Tensor:
+            out = bilevel.call(supernet, {**lower, **upper}, network_input(batch))["out"]
+            return derain_loss(out, batch["target"], w, s.pixel_loss)
+
+        if s.lower_optimizer == "sgd":
+            opt = torch.optim.SGD(weights.values(), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
+        else:
+            opt = torch.optim.Adam(weights.values(), lr=s.lr, weight_decay=s.weight_decay)
+        level = LowerLevel("weights", opt, grad_clip=s.lower_grad_clip)
+        upper_opt = torch.optim.Adam(alphas.values(), lr=s.arch_lr, betas=ARCH_BETAS,
+                                     weight_decay=s.arch_weight_decay)
+        problem = bilevel.BilevelProblem(weights, alphas, loss, loss)
+        group = Group("cell", problem, upper_opt, level, grad_clip=s.grad_clip)
+        schedulers = [] if s.lr_schedule == "constant" else [
+            torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=s.epochs, eta_min=s.lr_min)]
+        self.split_note += (f"\nupper: alphas (Adam) on the deraining loss of validation batches; lower: weights "
+                            f"({s.lower_optimizer}) on the same loss of training batches ({s.pixel_loss} + "
+                            f"{s.ssim_weight:g} x (1 - SSIM)); {s.cells} cells x {s.steps} edges over "
+                            f"{len(self.primitives)} ops, {s.frames}-frame input")
+        return SearchSetup(supernet, [group], schedulers)
+
+    def search_result(self, setup: SearchSetup) -> SearchResult:
+        return SearchResult(genotype=setup.supernet.genotype())
+
+    # -- train -----------------------------------------------------------------------------
+    def train_data(self, s: DerainSettings) -> tuple[Dataset, Dataset | None]:
+        train, val = ddata.train_sets(s.data_settings())
+        train, val = _verified(train), _verified(val)
+        self.split_note = (f"training on {len(train)} items, validation on {len(val)} items ({_where(s)}; never the "
+                           "test files)")
+        self.split = {"train_items": len(train), "val_items": len(val)}
+        self._example = network_input(train[0])[None]
+        return train, val
+
+    def build_network(self, result: SearchResult, s: DerainSettings) -> nn.Module:
+        self.check_result(result)
+        net = DerainNet(result.genotype, s.channels, s.cells, s.frames)
+        net.y_channel = s.y_channel  # read by evaluate_batch (evaluate.py rebuilds it from the settings)
+        net.tile, net.tile_overlap = s.tile, s.tile_overlap
+        self._y_channel = s.y_channel
+        self._net = net
+        return net
+
+    def build_training(self, network: nn.Module, s: DerainSettings, steps_per_epoch: int) -> TrainSetup:
+        if s.train_optimizer == "adam":
+            opt = torch.optim.Adam(network.parameters(), lr=s.lr, weight_decay=s.weight_decay)
+        else:
+            opt = torch.optim.SGD(network.parameters(), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
+        schedulers = [] if s.lr_schedule == "constant" else [
+            torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=s.epochs, eta_min=s.lr_min)]
+        return TrainSetup([TrainGroup("weights", opt, loss="loss", grad_clip=s.grad_clip)], schedulers)
+
+    def train_losses(self, network: nn.Module, batch: dict[str, Any], s: DerainSettings) -> dict[str, Tensor]:
+        out = network(network_input(batch))["out"]
+        return {"loss": derain_loss(out, batch["target"], s.loss_weights(), s.pixel_loss)}
+
+    def training_note(self, s: DerainSettings, train_set: Dataset) -> str:
+        size = ""
+        net, example = getattr(self, "_net", None), getattr(self, "_example", None)
+        if net is not None and example is not None:  # parameters and MACs of one training crop
+            device = next(net.parameters()).device
+            size = f"; network {describe_size(net, example.to(device))}"
+        metric = "Y-channel psnr (MATLAB rgb2ycbcr)" if s.y_channel else "RGB psnr"
+        return (f"optimising: network weights ({s.train_optimizer}) on {s.pixel_loss} + {s.ssim_weight:g} x (1 - SSIM)"
+                f", {s.frames}-frame input; model selected on validation {metric}{size}\n{self.split_note}")
+
+    # -- evaluate --------------------------------------------------------------------------
+    def test_data(self, data: str | None, s: DerainSettings) -> Dataset:
+        self._y_channel = s.y_channel
+        return _verified(ddata.test_set(data, s.data_settings()))
+
+    @torch.no_grad()
+    def evaluate_batch(self, network: nn.Module, batch: dict[str, Any]) -> tuple[list[dict[str, Any]], Any]:
+        items = restore(network, batch, getattr(network, "tile", None), int(getattr(network, "tile_overlap", 32)))
+        y = bool(getattr(network, "y_channel", True))
+        records = []
+        for item in items:
+            rec: dict[str, Any] = {"name": item["name"]}
+            if "target" in item:
+                m = derain_metrics(item["output"][None], item["target"][None], y)
+                rec.update({k: float(v[0]) for k, v in m.items()})
+            records.append(rec)
+        return records, items
+
+    def save_outputs(self, outputs: Any, batch: dict[str, Any], folder: str) -> None:
+        """``NAME.png`` (the derained image, at the rainy file's relative path, so that
+        ``--predictions`` scores it as is) and ``grid/NAME.png`` (rainy | derained | clean)."""
+        for item in outputs:
+            rel = Path(str(item["name"])).with_suffix(".png")
+            write_image(Path(folder) / rel, item["output"])
+            write_image(Path(folder) / "grid" / rel, labelled_grid([item]))
+
+    def samples(self, network: nn.Module, batch: dict[str, Any]) -> Tensor | None:
+        small = {k: (v[:4] if isinstance(v, (Tensor, list)) else v) for k, v in batch.items()}
+        items = restore(network, small)
+        if len({tuple(i["output"].shape) for i in items}) > 1:
+            items = items[:1]
+        return labelled_grid(items)
+
+    def score_predictions(self, pred_dir: str, data: str | None, s: DerainSettings) -> list[dict[str, Any]]:
+        """Records ``{"name", "psnr", "ssim"}`` of the restored images in ``pred_dir`` matched to the test
+        items of ``data`` (or the embedded test split) by relative path and stem, any image extension."""
+        dataset = self.test_data(data, s)
+        records = []
+        for name, pred, target in match_predictions(pred_dir, dataset):
+            m = derain_metrics(pred[None], target[None], s.y_channel)
+            records.append({"name": name, **{k: float(v[0]) for k, v in m.items()}})
+        return records
+
+    def evaluation_note(self) -> str:
+        if self._y_channel:
+            return METRIC_NOTE + "; full resolution, no border crop"
+        return "PSNR/SSIM on RGB in [0, 1] (--no-y-channel), full resolution, no border crop"
