@@ -11,6 +11,9 @@ Settings (a plain dict; missing keys take these defaults):
 * ``seed`` (0): augmentation and split seed; ``val_fraction`` (0.1): share of the training
   items (of the VIDEOS for video folders) held out for validation when the folder has no
   validation split; ``full_window`` (True): evaluate only frames with a full window;
+* ``eval_window`` (None): video validation/test sets keep only the frames whose window of this
+  size lies inside the video (a single-frame model scored on the frames a ``frames = 5`` model
+  is scored on); None: ``frames``;
 * ``synthetic_count`` (None): number of synthetic training images; ``synthetic_val_count``
   (None): number of synthetic validation crops the SEARCH's upper level draws from (default 8;
   more lets a search epoch take more steps; training validates on the 8 fixed ones).
@@ -36,12 +39,13 @@ from datasets.splits import split_train_val
 from datasets.synthetic_rain import SyntheticRain, SyntheticRainVideo
 from datasets.transforms import as_hw
 
-__all__ = ["DerainView", "SETTINGS_DEFAULTS", "is_video_folder", "open_folder", "search_sets", "train_sets",
-           "test_set"]
+__all__ = ["DerainView", "SETTINGS_DEFAULTS", "is_video_folder", "open_folder", "restrict_to_window", "search_sets",
+           "train_sets", "test_set"]
 
 SETTINGS_DEFAULTS: dict[str, Any] = {"data": None, "frames": 1, "video": False, "crop": 64, "flip": True,
                                      "seed": 0, "val_fraction": 0.1, "full_window": True,
-                                     "synthetic_count": None, "synthetic_val_count": None}
+                                     "synthetic_count": None, "synthetic_val_count": None,
+                                     "eval_window": None}
 _KEYS = ("frames", "input", "target")
 
 
@@ -99,6 +103,24 @@ class DerainView(Dataset):
                 item[k] = item[k].contiguous()
         item["size"] = torch.tensor(item["input"].shape[-2:])
         return item
+
+
+def restrict_to_window(dataset: Dataset, window: Optional[int]) -> Dataset:
+    """Drop the items of a video set (``DerainVideo``, ``SyntheticRainVideo``) whose frame has no
+    full window of ``window`` frames; other sets and ``None`` pass unchanged."""
+    index = getattr(dataset, "index", None)
+    if window is None or index is None:
+        return dataset
+    r = int(window) // 2
+
+    def length(v: int) -> int:  # DerainVideo holds its videos, SyntheticRainVideo one length for all
+        videos = getattr(dataset, "videos", None)
+        return len(videos[v]) if isinstance(videos, list) else int(dataset.length)  # type: ignore[attr-defined]
+
+    dataset.index = [(v, k) for v, k in index if r <= k < length(v) - r]  # type: ignore[attr-defined]
+    if not dataset.index:  # type: ignore[attr-defined]
+        raise DataError(f"no video frame has a full window of {window} frames; use a smaller eval_window")
+    return dataset
 
 
 def is_video_folder(root: str, split: Optional[str] = None) -> bool:
@@ -163,7 +185,7 @@ def train_sets(settings: dict[str, Any]) -> tuple[DerainView, Dataset]:
     """``(training set with crops/flips, validation set at full resolution)``."""
     s = _settings(settings)
     base, idx, val = _train_val(s)
-    return DerainView(base, idx, s["crop"], bool(s["flip"]), int(s["seed"])), val
+    return DerainView(base, idx, s["crop"], bool(s["flip"]), int(s["seed"])), restrict_to_window(val, s["eval_window"])
 
 
 def test_set(data: Optional[str], settings: dict[str, Any]) -> Dataset:
@@ -172,6 +194,9 @@ def test_set(data: Optional[str], settings: dict[str, Any]) -> Dataset:
     s = _settings({**settings, "data": data})
     if data is None:
         if _use_video(s):
-            return SyntheticRainVideo("test", int(s["frames"]), bool(s["full_window"]))
-        return SyntheticRain("test")
-    return open_folder(data, "test", s, bool(s["full_window"]))
+            dataset: Dataset = SyntheticRainVideo("test", int(s["frames"]), bool(s["full_window"]))
+        else:
+            return SyntheticRain("test")
+    else:
+        dataset = open_folder(data, "test", s, bool(s["full_window"]))
+    return restrict_to_window(dataset, s["eval_window"])

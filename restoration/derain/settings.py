@@ -44,6 +44,8 @@ class DerainSettings(Settings):
     frames: int = field(default=1, metadata=doc("odd frame window; > 1 reads videos and restores the middle frame"))
     video: bool = field(default=False, metadata=doc("embedded data: the synthetic video even with frames = 1"))
     full_window: bool = field(default=True, metadata=doc("video: score only frames whose window is inside the video"))
+    eval_window: int | None = field(default=None, metadata=doc(
+        "video: validate/evaluate only frames with a full window of this size (None: frames)"))
     crop: int | None = field(default=48, metadata=doc("random square training crop (None: whole items)"))
     flip: bool = field(default=True, metadata=doc("random flips"))
     synthetic_count: int | None = field(default=None, metadata=doc("embedded training images (None: 64)"))
@@ -80,6 +82,7 @@ class DerainSettings(Settings):
         at_least(self, "crop", 11, optional=True)  # the SSIM loss needs 11x11 windows
         at_least(self, "synthetic_count", 1, optional=True)
         at_least(self, "synthetic_val_count", 1, optional=True)
+        at_least(self, "eval_window", 1, optional=True)
         at_least(self, "tile", 16, optional=True)
         at_least(self, "tile_overlap", 0)
         if self.tile is not None and self.tile_overlap >= self.tile:
@@ -107,7 +110,7 @@ class DerainSettings(Settings):
         return {"data": self.data, "frames": self.frames, "video": self.video, "crop": self.crop,
                 "flip": self.flip, "seed": self.seed, "val_fraction": self.val_fraction,
                 "full_window": self.full_window, "synthetic_count": self.synthetic_count,
-                "synthetic_val_count": self.synthetic_val_count}
+                "synthetic_val_count": self.synthetic_val_count, "eval_window": self.eval_window}
 
 
 RECIPES: Recipes = {
@@ -146,6 +149,9 @@ def add_task_arguments(parser: argparse.ArgumentParser, stage: str) -> None:
              "at the ends of a video are reflected")
     add("--video", action=argparse.BooleanOptionalAction, default=None,
         help="embedded data: use the synthetic video even with --frames 1 (the single-frame baseline)")
+    add("--eval-window", type=positive_int, default=None, metavar="T",
+        help="video: validate (and let evaluate.py score) only the frames with a full window of T frames, e.g. a "
+             "--frames 1 --video model on the frames a --frames 5 model is scored on (default: --frames)")
     add("--crop", type=positive_int, default=None, metavar="PX", help="random square training crop (default 48)")
     add("--lr", type=positive_float, default=None,
         help="learning rate of the network weights (default: search 0.01 SGD, train 2e-3 Adam)")
