@@ -1,4 +1,5 @@
-"""Evaluate a model: ``python evaluate.py --checkpoint T/model.pt [--data DIR]`` (``--help`` lists every flag)."""
+"""Evaluate a model: ``python evaluate.py --checkpoint T/model.pt [--data DIR]``, or score outputs made
+elsewhere: ``python evaluate.py --task T --predictions DIR [--data DIR]`` (``--help`` lists every flag)."""
 from commands.errors import run
 from commands.evaluate import main
 

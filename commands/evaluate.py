@@ -1,4 +1,5 @@
-"""``evaluate.py``: a trained model.pt on a benchmark folder (or the task's embedded test split)."""
+"""``evaluate.py``: a trained model.pt on a benchmark folder (or the task's embedded test split), or a
+folder of outputs made elsewhere scored with the task's metrics."""
 from __future__ import annotations
 
 import argparse
@@ -7,37 +8,120 @@ import io
 from pathlib import Path
 from typing import Any, Sequence
 
-from tasks import SearchResult
+from tasks import SearchResult, Settings, Task
+from tasks.settings import non_negative_int, positive_int
 
 from .config import device_of
 from .errors import UserError
-from .evaluation import evaluate
-from .registry import get_task
+from .evaluation import evaluate, mean_metrics
+from .registry import TASKS, get_task
 from .runs import atomic_write_bytes, load_torch, prepare_folder, write_json
 
-DESCRIPTION = """Evaluate a model.pt written by train.py: prints a table of the task's metrics and writes,
-in --out, metrics.json (mean of each metric over the set, plus count) and per_image.csv; with
---save-images, the outputs too. The network is rebuilt from model.pt alone."""
+#: Tasks whose outputs made elsewhere can be scored (``--predictions``).
+SCORING = tuple(name for name, cls in TASKS.items() if callable(getattr(cls, "score_predictions", None)))
+
+#: What evaluate writes in --out (``--force`` removes these, nothing else).
+OWNED = ("metrics.json", "per_image.csv", "images")
+
+#: Overlap of neighbouring tiles when --tile is given without --overlap.
+DEFAULT_OVERLAP = 32
+
+DESCRIPTION = f"""Evaluate a model.pt written by train.py (--checkpoint), or score a folder of outputs made
+elsewhere (--predictions DIR --task TASK; tasks: {', '.join(SCORING)}). Prints a table of the task's metrics
+and writes, in --out, metrics.json (mean of each metric over the set, plus count) and per_image.csv; with
+--save-images, the network's outputs too. The network is rebuilt from model.pt alone; predictions are
+matched to the test items of --data by file name (any image extension) and need no checkpoint."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="evaluate.py", description=DESCRIPTION)
-    parser.add_argument("--checkpoint", required=True, help="model.pt written by train.py")
+    what = parser.add_argument_group("what to evaluate (exactly one)")
+    what.add_argument("--checkpoint", default=None, metavar="MODEL.pt",
+                      help="model.pt written by train.py: run its network on the data and score the outputs")
+    what.add_argument("--predictions", default=None, metavar="DIR",
+                      help="folder of outputs made elsewhere, one image per test item named like its input "
+                           "(any image extension; e.g. the images/ of --save-images): scored without a network; "
+                           "needs --task")
+    parser.add_argument("--task", default=None, metavar="TASK",
+                        help="with --predictions (required): the task whose test data and metrics score the folder "
+                             f"({', '.join(SCORING)}); with --checkpoint: refuse a model of any other task "
+                             "(default: the checkpoint's task)")
     parser.add_argument("--data", default=None,
                         help="benchmark folder (layouts in the README); default: the task's embedded test split")
-    parser.add_argument("--out", default=None, help="output folder (default: eval/ beside the checkpoint)")
-    parser.add_argument("--save-images", action="store_true", help="write the network's outputs (image tasks)")
-    parser.add_argument("--task", default=None, metavar="TASK",
-                        help="refuse a checkpoint of any other task (default: the checkpoint's task)")
+    parser.add_argument("--out", default=None,
+                        help="output folder (default: eval/ beside the checkpoint; with --predictions DIR, "
+                             "DIR_scores beside DIR)")
+    parser.add_argument("--save-images", action="store_true",
+                        help="write the network's outputs in --out/images (image tasks; --checkpoint only)")
+    parser.add_argument("--tile", type=positive_int, default=None, metavar="N",
+                        help="run the network on overlapping N x N tiles blended together, for images too large "
+                             "for memory (tasks with tiled inference; --checkpoint only; default: whole images)")
+    parser.add_argument("--overlap", type=non_negative_int, default=None, metavar="PX",
+                        help=f"overlap of neighbouring tiles in pixels, smaller than N (with --tile; "
+                             f"default {DEFAULT_OVERLAP})")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
-                        help="auto: cuda when available, else cpu")
-    parser.add_argument("--batch-size", type=int, default=None, help="evaluation batch size (default: the task's)")
-    parser.add_argument("--force", action="store_true", help="start clean in an existing --out: its metrics.json, per_image.csv and images/ are removed first")
+                        help="where the network runs, auto: cuda when available, else cpu (--checkpoint; "
+                             "predictions are scored on the cpu)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="evaluation batch size (default: the task's; --checkpoint only)")
+    parser.add_argument("--force", action="store_true",
+                        help="start clean in an existing --out: its metrics.json, per_image.csv and images/ "
+                             "are removed first (nothing else)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _check_flags(args)
+    if args.predictions is not None:
+        return _score_predictions(args)
+    return _evaluate_checkpoint(args)
+
+
+def _check_flags(args: argparse.Namespace) -> None:
+    if args.checkpoint is None and args.predictions is None:
+        raise UserError("nothing to evaluate: pass --checkpoint MODEL.pt (a model written by train.py) or "
+                        "--predictions DIR --task TASK (a folder of outputs made elsewhere)")
+    if args.checkpoint is not None and args.predictions is not None:
+        raise UserError("--checkpoint and --predictions exclude each other: pass --checkpoint to run a model, "
+                        "or --predictions to score a folder of outputs")
+    if args.overlap is not None and args.tile is None:
+        raise UserError("--overlap is the overlap of the tiles of --tile; pass --tile N too")
+    if args.tile is not None and (DEFAULT_OVERLAP if args.overlap is None else args.overlap) >= args.tile:
+        given = f"--overlap {args.overlap}" if args.overlap is not None else f"the default --overlap {DEFAULT_OVERLAP}"
+        raise UserError(f"{given} must be smaller than --tile {args.tile}; pass a larger --tile or a smaller --overlap")
+    if args.predictions is None:
+        return
+    network = [flag for flag, value in (("--save-images", args.save_images), ("--tile", args.tile),
+                                        ("--batch-size", args.batch_size)) if value not in (None, False)]
+    if network:
+        raise UserError(f"--predictions scores outputs already made: drop {', '.join(network)} (for running "
+                        "a network with --checkpoint)")
+    if args.task is None:
+        raise UserError(f"--predictions needs --task, the task whose metrics score the folder: one of "
+                        f"{', '.join(SCORING)}")
+
+
+def _score_predictions(args: argparse.Namespace) -> int:
+    task = get_task(args.task)
+    score = getattr(task, "score_predictions", None)
+    if not callable(score):
+        raise UserError(f"task {task.name!r} cannot score a predictions folder (tasks that can: "
+                        f"{', '.join(SCORING)}); evaluate its model.pt with --checkpoint")
+    pred = Path(args.predictions)
+    if not pred.is_dir():
+        raise UserError(f"--predictions {pred} is not a folder; pass the folder of output images")
+    out = Path(args.out) if args.out else pred.resolve().parent / f"{pred.resolve().name}_scores"
+    if out.resolve() == pred.resolve() or out.resolve() in pred.resolve().parents:
+        raise UserError(f"--out {out} holds the predictions folder {pred}; pass another --out")
+    s = task.settings("train").replace({"data": args.data}, source="command line")
+    out = prepare_folder(out, False, args.force, "", owned=OWNED, can_resume=False)
+    records = score(str(pred), args.data, s)
+    _report(task, out, records, f"{pred} against {args.data or 'the embedded test split'}", images=False)
+    return 0
+
+
+def _evaluate_checkpoint(args: argparse.Namespace) -> int:
     ckpt = load_torch(args.checkpoint, "checkpoint")
     if ckpt["kind"] != "model":
         raise UserError(f"{args.checkpoint} is a {ckpt['kind']} checkpoint; evaluate the model.pt written by train.py")
@@ -45,6 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError(f"{args.checkpoint} is a model of task {ckpt['task']!r}, not {args.task!r}")
     task = get_task(ckpt["task"])
     s = task.Settings.from_dict(ckpt["config"], source=str(args.checkpoint)).replace({"workers": 0})
+    if args.tile is not None:
+        s = _tiled(task, s, args.tile, DEFAULT_OVERLAP if args.overlap is None else args.overlap)
     result = SearchResult.from_dict(ckpt)
     task.check_result(result, source=str(args.checkpoint))
     net = task.build_network(result, s)
@@ -57,20 +143,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     net.to(device)
     dataset = task.test_data(args.data, s)
     out = prepare_folder(args.out or Path(args.checkpoint).parent / "eval", False, args.force, "",
-                         owned=("metrics.json", "per_image.csv", "images"), can_resume=False)
+                         owned=OWNED, can_resume=False)
     images = out / "images" if args.save_images else None
     if images is not None:
         images.mkdir(exist_ok=True)
-    means, records, _ = evaluate(task, net, dataset, s, device, save_dir=images, batch_size=args.batch_size)
+    _, records, _ = evaluate(task, net, dataset, s, device, save_dir=images, batch_size=args.batch_size)
+    tiles = f" in tiles of {s.tile} px, overlap {s.tile_overlap} px" if args.tile is not None else ""
+    _report(task, out, records, (args.data or "embedded test split") + tiles, images=images is not None)
+    return 0
+
+
+def _tiled(task: Task, s: Settings, tile: int, overlap: int) -> Settings:
+    """``s`` with tiled inference (``tile``, ``tile_overlap``), for tasks whose settings have them."""
+    if "tile" not in task.Settings.keys():
+        raise UserError(f"task {task.name!r} does not support --tile (its network runs on whole images); drop --tile")
+    return s.replace({"tile": tile, "tile_overlap": overlap}, source="command line")
+
+
+def _report(task: Task, out: Path, records: list[dict[str, Any]], data: str, images: bool) -> None:
+    """metrics.json and per_image.csv in ``out``, the table of means and the task's note on stdout."""
+    means = mean_metrics(task, records)
     write_json(out / "metrics.json", means)
     _write_records(out / "per_image.csv", records)
-    _print_table(task.name, args.data or "embedded test split", means)
+    _print_table(task.name, data, means)
     note = task.evaluation_note()
     if note:
         print(note)
-    written = "metrics.json, per_image.csv" + (", images/" if images is not None else "")
+    written = "metrics.json, per_image.csv" + (", images/" if images else "")
     print(f"wrote {written} in {out}")
-    return 0
 
 
 def _write_records(path: Path, records: list[dict[str, Any]]) -> None:

@@ -1,7 +1,8 @@
 """Classical deraining baselines (no learning), for the comparison table.
 
-* ``median_derain(x, k)``: per-channel ``k x k`` median filter (``kornia.filters.median_blur``);
-  thin bright streaks narrower than ``k / 2`` are removed, with the fine texture.
+* ``median_derain(x, k)``: per-channel ``k x k`` median filter (``kornia.filters.median_blur`` on
+  the image reflected at its borders, so the border pixels are not pulled towards the zero
+  padding); thin bright streaks narrower than ``k / 2`` are removed, with the fine texture.
 * ``guided_derain(x, radius, eps)``: the base layer of a self-guided filter
   (``kornia.filters.guided_blur`` with the image as its own guide), the rain-free "low frequency"
   layer of the decomposition used by the fusion/deraining papers.
@@ -20,8 +21,10 @@ __all__ = ["BASELINES", "guided_derain", "median_derain", "temporal_median"]
 
 
 def median_derain(x: torch.Tensor, kernel_size: int = 5) -> torch.Tensor:
-    """``k x k`` median filter of each channel (zero-padded border, kornia)."""
-    return median_blur(x, kernel_size)
+    """``k x k`` median filter of each channel (reflected border, kornia)."""
+    r = kernel_size // 2
+    padded = torch.nn.functional.pad(x, (r, r, r, r), mode="reflect")
+    return median_blur(padded, kernel_size)[..., r : r + x.shape[-2], r : r + x.shape[-1]]
 
 
 def guided_derain(x: torch.Tensor, radius: int = 3, eps: float = 0.01) -> torch.Tensor:

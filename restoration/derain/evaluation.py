@@ -10,7 +10,6 @@ images of at least 11x11.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
 import cv2
@@ -19,10 +18,9 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from datasets.errors import DataError
-from datasets.io import is_image_file, read_image
 from restoration.derain.model import network_input
 from restoration.metrics import Y_MATLAB, psnr, psnr_y, ssim, ssim_y
+from restoration.predictions import PredictionFolder
 from restoration.tiling import run_padded, run_tiled
 
 __all__ = ["METRIC_DIRECTIONS", "METRIC_NOTE", "derain_metrics", "labelled_grid", "match_predictions", "restore"]
@@ -71,24 +69,13 @@ def restore(network: nn.Module, batch: dict, tile: Optional[int] = None, overlap
 def match_predictions(pred_dir: str, dataset: Dataset) -> Iterator[tuple[str, torch.Tensor, torch.Tensor]]:
     """``(name, prediction [3, H, W], target [3, H, W])`` for every item of ``dataset``, the
     prediction found in ``pred_dir`` by the item's name (same relative path, any image
-    extension). ``DataError`` naming the missing file or a size mismatch."""
-    root = Path(pred_dir)
-    if not root.is_dir():
-        raise DataError(f"predictions folder '{root}' does not exist; pass the folder of restored images")
+    extension; ``restoration.predictions.PredictionFolder``). ``DataError`` naming the missing
+    file or a size mismatch."""
+    folder = PredictionFolder(pred_dir)
     for i in range(len(dataset)):  # type: ignore[arg-type]
         item = dataset[i]
-        rel = Path(item["name"])
-        folder = root / rel.parent
-        found = [f for f in sorted(folder.glob(rel.stem + ".*")) if is_image_file(f)] if folder.is_dir() else []
-        if not found:
-            raise DataError(f"no prediction '{root / rel}' (any image extension) for test item '{item['name']}'; "
-                            "name outputs like the test inputs")
-        pred = read_image(found[0])
         h, w = (int(v) for v in item["size"])
-        if pred.shape[-2:] != (h, w):
-            raise DataError(f"prediction '{found[0]}' is {pred.shape[1]}x{pred.shape[2]} but '{item['name']}' is "
-                            f"{h}x{w}; outputs must keep the input size")
-        yield item["name"], pred, item["target"][:, :h, :w]
+        yield item["name"], folder.read(str(item["name"]), (h, w)), item["target"][:, :h, :w]
 
 
 def labelled_grid(items: Sequence[dict], keys: Sequence[str] = ("input", "output", "target"),

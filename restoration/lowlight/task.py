@@ -15,7 +15,8 @@ reference + ``unsupervised_weight`` x RUAS losses when the data has references),
 (``train_optimizer="sgd"``, the ``ruas`` recipe): IEM weights on the IEM loss every step, NRM
 weights on the NRM loss every ``nrm_every`` steps. The model is selected on validation PSNR
 (a validation split, never the test files). Evaluation: PSNR and SSIM on RGB in [0, 1] at full
-resolution (LOL convention). Settings and the two recipes: ``settings.py``.
+resolution (LOL convention), of the network or of a folder of outputs made elsewhere
+(``score_predictions``). Settings and the two recipes: ``settings.py``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from restoration.lowlight.model import RUASNet, RUASSearch
 from restoration.lowlight.ops import RUAS_PRIMITIVES
 from restoration.lowlight.settings import ARCH_BETAS, RECIPES, LowLightSettings, add_task_arguments
 from restoration.metrics import psnr, ssim
+from restoration.predictions import PredictionFolder
 from tasks import SearchResult, SearchSetup, Task, TrainGroup, TrainSetup
 
 __all__ = ["LowLightTask", "OUTPUT_KEYS"]
@@ -243,6 +245,25 @@ class LowLightTask(Task):
                 rec["ssim"] = float(ssim(o, t)[0])
             records.append(rec)
         return records, items
+
+    def score_predictions(self, pred_dir: str, data: str | None, s: LowLightSettings) -> list[dict[str, Any]]:
+        """Records ``{"name", "psnr", "ssim"}`` of enhanced images made elsewhere: each test item of
+        ``data`` (or of the embedded test split) is matched to ``pred_dir/NAME.*`` by file name (any
+        image extension; what ``evaluate.py --save-images`` writes) and scored as ``evaluate_batch``
+        does."""
+        dataset = self.test_data(data, s)
+        if not self._references:
+            raise DataError(f"'{data}' has no reference images: predictions cannot be scored; pass a paired "
+                            "folder (e.g. DIR/{low,high}) to --data")
+        folder = PredictionFolder(pred_dir)
+        records = []
+        for index in range(len(dataset)):  # type: ignore[arg-type]
+            item = dataset[index]
+            target = unpad(item["target"], item["size"])
+            output = folder.read(str(item["name"]), target.shape[-2:])
+            o, t = output[None], target[None]
+            records.append({"name": item["name"], "psnr": float(psnr(o, t)[0]), "ssim": float(ssim(o, t)[0])})
+        return records
 
     def save_outputs(self, outputs: Any, batch: dict[str, Any], folder: str) -> None:
         """``NAME.png`` (the enhanced image) and ``NAME_grid.png`` (input | output | reference)."""

@@ -82,6 +82,11 @@ def test_evaluate_saves_outputs_that_score_the_same_as_a_predictions_folder(runs
     for row in rows:
         for key in ("psnr", "ssim"):
             assert float(written[row["name"]][key]) == pytest.approx(row[key], rel=1e-5), key
+    scored = tmp_path / "P"
+    assert run(evaluate_main, ["--task", "derain", "--predictions", str(out / "images"), "--data", str(folder),
+                               "--out", str(scored)]) == 0
+    again = json.loads((scored / "metrics.json").read_text())
+    assert again["psnr"] == pytest.approx(metrics["psnr"], rel=1e-6) and again["count"] == 2
 
 
 def test_tiled_evaluation_of_a_local_network_equals_whole_images(runs, folder):

@@ -74,6 +74,10 @@ def test_baselines():
     x = torch.rand(1, 3, 12, 12, generator=torch.Generator().manual_seed(0))
     m = median_derain(x, 3)
     assert torch.isclose(m[0, 0, 5, 5], x[0, 0, 4:7, 4:7].flatten().median())
+    import numpy as np
+    from scipy.ndimage import median_filter  # the reflected border of numpy's "mirror" mode
+    ref = median_filter(x[0, 0].numpy(), size=3, mode="mirror")
+    assert np.allclose(m[0, 0].numpy(), ref)
     g = guided_derain(x, 1, 1e-6)  # nearly no regularisation: the guided filter returns the image
     assert (g - x)[..., 2:-2, 2:-2].abs().max() < 1e-2
     frames = torch.stack([x, x + 1, x + 0.5], 1)
