@@ -163,7 +163,7 @@ def _tiled(task: Task, s: Settings, tile: int, overlap: int) -> Settings:
 def _report(task: Task, out: Path, records: list[dict[str, Any]], data: str, images: bool) -> None:
     """metrics.json and per_image.csv in ``out``, the table of means and the task's note on stdout."""
     means = mean_metrics(task, records)
-    write_json(out / "metrics.json", means)
+    write_json(out / "metrics.json", {**means, **task.metrics_record()})
     _write_records(out / "per_image.csv", records)
     _print_table(task.name, data, means)
     note = task.evaluation_note()

@@ -172,6 +172,10 @@ class Task:
         """One line printed with the results (conventions of the metrics)."""
         return ""
 
+    def metrics_record(self) -> dict[str, str]:
+        """Extra string entries of ``metrics.json`` beside the means (e.g. the metrics' convention)."""
+        return {}
+
     # -- checks -----------------------------------------------------------------------------
     def check_result(self, result: SearchResult, source: str = "") -> None:
         """Refuse a search result this task cannot train from, with a one-line error naming ``source``."""

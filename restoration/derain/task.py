@@ -210,6 +210,10 @@ class DerainTask(Task):
             records.append({"name": name, **{k: float(v[0]) for k, v in m.items()}})
         return records
 
+    def metrics_record(self) -> dict[str, str]:
+        """``{"convention": ...}``: which channel and convention the scores use."""
+        return {"convention": self.evaluation_note()}
+
     def evaluation_note(self) -> str:
         if self._y_channel:
             return METRIC_NOTE + "; full resolution, no border crop"

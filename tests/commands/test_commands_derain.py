@@ -70,7 +70,8 @@ def test_evaluate_saves_outputs_that_score_the_same_as_a_predictions_folder(runs
     assert run(evaluate_main, ["--checkpoint", str(T / "model.pt"), "--data", str(folder), "--save-images",
                                "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) >= {"psnr", "ssim", "count"} and metrics["count"] == 2
+    assert set(metrics) == {"psnr", "ssim", "count", "convention"} and metrics["count"] == 2
+    assert "Y channel" in metrics["convention"] and "rgb2ycbcr" in metrics["convention"]
     assert sorted(p.name for p in (out / "images").glob("*.png")) == ["rain-001.png", "rain-002.png"]
     assert len(list((out / "images" / "grid").glob("*.png"))) == 2
     task = get_task("derain")
