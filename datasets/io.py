@@ -9,7 +9,6 @@ sees the same layout whether a benchmark ships gray or colour images; an alpha c
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Union
 
@@ -17,6 +16,7 @@ import cv2
 import numpy as np
 import torch
 
+from datasets.atomic import atomic_write_bytes
 from datasets.errors import DataError
 
 __all__ = ["IMAGE_EXTENSIONS", "is_image_file", "read_image", "write_image"]
@@ -120,15 +120,4 @@ def write_image(path: PathLike, image: torch.Tensor, bits: int = 8) -> Path:
     ok, buf = cv2.imencode(ext, np.ascontiguousarray(arr))
     if not ok:
         raise DataError(f"cannot encode '{p}' as {ext} at {bits} bits; use a .png file name")
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.tobytes())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; images are meant to be shared
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return p
+    return atomic_write_bytes(p, buf.tobytes())

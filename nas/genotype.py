@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 
+from datasets.atomic import atomic_write_text
 from nas.mixed_op import edge_softmax
 from nas.ops import DARTS_PRIMITIVES
 
@@ -181,19 +181,7 @@ class Genotype:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write ``to_json()`` atomically (temp file in the same folder, then ``os.replace``)."""
-        path = os.fspath(path)
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".genotype-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(self.to_json())
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        atomic_write_text(path, self.to_json())
 
     @classmethod
     def load(

@@ -7,10 +7,11 @@ concatenated nodes feed an output box. DAG cells (space ``"darts"``) show the in
 
 from __future__ import annotations
 
+import io
 import logging
 import os
-import tempfile
 
+from datasets.atomic import atomic_write_bytes
 from nas.genotype import Genotype
 
 __all__ = ["plot_genotype"]
@@ -74,7 +75,6 @@ def plot_genotype(genotype: Genotype, path: str | os.PathLike[str], dag: bool | 
     is ``"darts"``. Never raises: on any failure nothing is written, a warning is logged and
     ``False`` returned.
     """
-    tmp = None
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -88,17 +88,10 @@ def plot_genotype(genotype: Genotype, path: str | os.PathLike[str], dag: bool | 
             ax = fig.add_subplot(len(names), 1, r + 1)
             _draw_cell(ax, f"{genotype.space}: {name}", genotype.cells[name], genotype.concat[name], dag)
         fig.tight_layout()
-        path = os.fspath(path)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".png")
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=100)
-        os.replace(tmp, path)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=100)
+        atomic_write_bytes(path, buf.getvalue())
         return True
     except Exception as exc:  # drawing is a convenience; never fail the caller
         log.warning("could not draw genotype to %s: %s: %s", path, exc.__class__.__name__, exc)
-        if tmp is not None and os.path.exists(tmp):
-            try:
-                os.remove(tmp)
-            except OSError:
-                pass
         return False

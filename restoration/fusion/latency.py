@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -27,6 +26,7 @@ from typing import Callable, Mapping, Sequence
 import torch
 from torch import nn
 
+from datasets.atomic import atomic_write_text
 from nas.ops import OpFactory
 from restoration.fusion.model import CELL_NAMES
 
@@ -115,11 +115,7 @@ def load_or_measure(folder: str | os.PathLike, ops: Mapping[str, OpFactory], pri
         except (ValueError, KeyError, AttributeError):
             pass  # unreadable cache: measure again and overwrite it
     table = measure(ops, primitives, C, size, device, repeats=repeats)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{LATENCY_FILE}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump({"settings": settings, "latency_ms": table}, f, indent=2)
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps({"settings": settings, "latency_ms": table}, indent=2))
     return table
 
 

@@ -122,12 +122,24 @@ def test_run_files_follow_the_umask_and_evaluate_does_not_offer_resume(tmp_path)
     from commands.errors import UserError
     from commands.runs import prepare_folder, write_json
 
-    old = os.umask(0o022)
-    try:
-        write_json(tmp_path / "a.json", {})
-        assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644  # mkstemp alone gives 0600
-    finally:
-        os.umask(old)
+    from datasets.io import write_image
+    from nas.genotype import Genotype
+    from nas.plot import plot_genotype
+
+    genotype = Genotype("derain", {"cell": (("conv_3x3", 0),)}, {"cell": (1,)})
+    for mask, mode in ((0o022, 0o644), (0o077, 0o600)):
+        old = os.umask(mask)
+        try:  # every writer of a run folder: JSON, images, genotype JSON and its picture
+            write_json(tmp_path / "a.json", {})
+            write_image(tmp_path / "a.png", torch.zeros(3, 4, 4))
+            genotype.save(tmp_path / "g.json")
+            assert plot_genotype(genotype, tmp_path / "g.png")
+            for name in ("a.json", "a.png", "g.json", "g.png"):
+                assert (tmp_path / name).stat().st_mode & 0o777 == mode, name  # mkstemp alone gives 0600
+        finally:
+            os.umask(old)
+        for name in ("a.png", "g.json", "g.png"):
+            (tmp_path / name).unlink()
     with pytest.raises(UserError) as info:
         prepare_folder(tmp_path, resume=False, force=False, marker="", can_resume=False)
     assert "--resume" not in str(info.value) and "--force" in str(info.value)
