@@ -16,10 +16,12 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` (parent folders created) through a temporary file and ``os.replace``."""
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, parents: bool = False) -> Path:
+    """Write ``data`` to ``path`` through a temporary file and ``os.replace``; ``parents``: create
+    missing parent folders (else a missing folder is ``FileNotFoundError``)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if parents:
+        path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -35,6 +37,6 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     return path
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+def atomic_write_text(path: str | os.PathLike[str], text: str, parents: bool = False) -> Path:
     """``atomic_write_bytes`` of UTF-8 ``text``."""
-    return atomic_write_bytes(path, text.encode("utf-8"))
+    return atomic_write_bytes(path, text.encode("utf-8"), parents)

@@ -120,4 +120,4 @@ def write_image(path: PathLike, image: torch.Tensor, bits: int = 8) -> Path:
     ok, buf = cv2.imencode(ext, np.ascontiguousarray(arr))
     if not ok:
         raise DataError(f"cannot encode '{p}' as {ext} at {bits} bits; use a .png file name")
-    return atomic_write_bytes(p, buf.tobytes())
+    return atomic_write_bytes(p, buf.tobytes(), parents=True)

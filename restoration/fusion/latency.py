@@ -115,7 +115,7 @@ def load_or_measure(folder: str | os.PathLike, ops: Mapping[str, OpFactory], pri
         except (ValueError, KeyError, AttributeError):
             pass  # unreadable cache: measure again and overwrite it
     table = measure(ops, primitives, C, size, device, repeats=repeats)
-    atomic_write_text(path, json.dumps({"settings": settings, "latency_ms": table}, indent=2))
+    atomic_write_text(path, json.dumps({"settings": settings, "latency_ms": table}, indent=2), parents=True)
     return table
 
 
