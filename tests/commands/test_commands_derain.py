@@ -177,3 +177,23 @@ def test_settings_refuse_even_windows_and_unknown_keys(tmp_path, capsys):
     code = run(search_main, [*TINY, "--frames", "2", "--out", str(tmp_path / "S2")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "odd" in err
+
+
+@pytest.mark.slow
+def test_embedded_default_search_and_train_beat_the_rainy_input_and_a_median_filter(tmp_path):
+    """One search epoch (16 darts2 steps) and the default retraining (320 steps) on the embedded data:
+    Y-PSNR and Y-SSIM above the rainy input's and a 5x5 median filter's on the test split."""
+    from restoration.derain.baseline import median_derain
+    from restoration.derain.evaluation import derain_metrics
+
+    assert run(search_main, ["--task", "derain", "--device", "cpu", "--epochs", "1", "--out", str(tmp_path / "S")]) == 0
+    assert run(train_main, ["--task", "derain", "--device", "cpu", "--from", str(tmp_path / "S"),
+                            "--out", str(tmp_path / "T")]) == 0
+    assert run(evaluate_main, ["--checkpoint", str(tmp_path / "T" / "model.pt"), "--out", str(tmp_path / "E")]) == 0
+    ours = json.loads((tmp_path / "E" / "metrics.json").read_text())
+    data = SyntheticRain("test")
+    x = torch.stack([data[i]["input"] for i in range(len(data))])
+    y = torch.stack([data[i]["target"] for i in range(len(data))])
+    for name, baseline in (("rainy", x), ("median", median_derain(x))):
+        m = {k: float(v.mean()) for k, v in derain_metrics(baseline, y).items()}
+        assert ours["psnr"] > m["psnr"] + 1.0 and ours["ssim"] > m["ssim"], (name, ours, m)
