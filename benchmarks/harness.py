@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import json
 import math
 import os
@@ -28,6 +29,8 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import torch
+
+from datasets.atomic import atomic_write_text
 
 
 @dataclass
@@ -240,19 +243,15 @@ def _clean(v):
 
 
 def write(out_dir: str, rows: list[Row], meta: dict) -> None:
-    os.makedirs(out_dir, exist_ok=True)
     fields = [k for k, *_ in COLS]
-    tmp = os.path.join(out_dir, "hypergrad.csv.tmp")
-    with open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=fields + ["times_ms", "cpus_ms"])
-        w.writeheader()
-        for r in rows:
-            d = asdict(r)
-            d["times_ms"] = " ".join(f"{t:.3f}" for t in r.times_ms)
-            d["cpus_ms"] = " ".join(f"{t:.3f}" for t in r.cpus_ms)
-            w.writerow(d)
-    os.replace(tmp, os.path.join(out_dir, "hypergrad.csv"))
-    tmp = os.path.join(out_dir, "hypergrad.json.tmp")
-    with open(tmp, "w") as fh:
-        json.dump(_clean({**meta, "rows": [asdict(r) for r in rows]}), fh, indent=1, default=str)
-    os.replace(tmp, os.path.join(out_dir, "hypergrad.json"))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields + ["times_ms", "cpus_ms"])
+    w.writeheader()
+    for r in rows:
+        d = asdict(r)
+        d["times_ms"] = " ".join(f"{t:.3f}" for t in r.times_ms)
+        d["cpus_ms"] = " ".join(f"{t:.3f}" for t in r.cpus_ms)
+        w.writerow(d)
+    atomic_write_text(os.path.join(out_dir, "hypergrad.csv"), buf.getvalue(), parents=True)
+    text = json.dumps(_clean({**meta, "rows": [asdict(r) for r in rows]}), indent=1, default=str)
+    atomic_write_text(os.path.join(out_dir, "hypergrad.json"), text, parents=True)

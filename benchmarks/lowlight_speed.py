@@ -21,7 +21,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from nas.genotype import Genotype
+from nas.genotype import Genotype, GenotypeError
 from restoration.lowlight.genotype import RUAS_REFERENCE_PATH, genotype_to_ops
 from restoration.lowlight.model import RUASNet
 from restoration.lowlight.ops import RUAS_PRIMITIVES
@@ -90,13 +90,17 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(args.device)
     nets = {"RUAS reference": Genotype.load(RUAS_REFERENCE_PATH, RUAS_PRIMITIVES, ("iem", "nrm"))}
     if args.genotype:
-        nets[f"searched ({args.genotype})"] = Genotype.load(args.genotype, RUAS_PRIMITIVES, ("iem", "nrm"))
+        try:
+            nets[f"searched ({args.genotype})"] = Genotype.load(args.genotype, RUAS_PRIMITIVES, ("iem", "nrm"))
+        except GenotypeError as exc:
+            parser.error(str(exc))
     torch.manual_seed(0)
     x = torch.rand(1, 3, args.height, args.width, device=device) * 0.2
     where = f"{device.type}" + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda"
                                  else f", {torch.get_num_threads()} threads")
     print(f"RUAS inference at {args.height}x{args.width}, batch 1, {where}; median of {args.repeats} runs")
-    header = f"{'network':<44} {'params':>8} {'GMACs':>8} {'ms/image':>9}"
+    width = max(len("network"), *(len(name) for name in nets))  # whole names: a genotype path is never cut
+    header = f"{'network':<{width}} {'params':>8} {'GMACs':>8} {'ms/image':>9}"
     print(header)
     print("-" * len(header))
     for name, genotype in nets.items():
@@ -104,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         params = sum(p.numel() for p in net.parameters())
         macs = count_macs(net, x)
         ms = 1000 * time_forward(net, x, args.warmup, args.repeats)
-        print(f"{name[:44]:<44} {params:>8,} {macs / 1e9:>8.3f} {ms:>9.1f}")
+        print(f"{name:<{width}} {params:>8,} {macs / 1e9:>8.3f} {ms:>9.1f}")
     return 0
 
 

@@ -14,6 +14,7 @@ from tasks import Settings
 
 from .errors import UserError
 from .registry import TASKS, get_task
+from .threads import add_threads_flag
 
 
 
@@ -57,6 +58,7 @@ def add_common(parser: argparse.ArgumentParser, stage: str, task_name: str | Non
                         help="auto: cuda when available, else cpu")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     parser.add_argument("--workers", type=int, default=None, help="data loader worker processes (default 0)")
+    add_threads_flag(parser)
     parser.add_argument("--save-every", type=int, default=None, metavar="N",
                         help="write checkpoint.pt every N steps (default: about every 10 minutes); it is "
                              "also written at every epoch end and on Ctrl-C / SIGTERM")
@@ -104,7 +106,7 @@ def load_config_file(path: str | None, task: str) -> dict[str, Any]:
 
 
 #: flags that are not settings
-NOT_SETTINGS = {"config", "resume", "force", "out", "option", "genotype", "hparams", "from_run", "task", "device"}
+NOT_SETTINGS = {"config", "resume", "force", "out", "option", "genotype", "hparams", "from_run", "task", "device", "threads", "threads_note"}
 
 
 def resolve(args: argparse.Namespace, stage: str) -> Settings:

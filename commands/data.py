@@ -45,11 +45,16 @@ def loader(dataset: Dataset, batch_size: int, seed: int, epoch: int, skip_batche
                       num_workers=workers, generator=torch.Generator().manual_seed(seed + epoch))
 
 
-def steps_per_epoch(*datasets: Dataset, batch_size: int) -> int:
+def steps_per_epoch(*datasets: Dataset, batch_size: int, names: tuple[str, ...] = ()) -> int:
+    """Full batches per epoch (the smallest set decides); a one-line error naming the sets when
+    ``batch_size`` exceeds one of them."""
     n = min(len(d) for d in datasets) // batch_size
     if n == 0:
-        sizes = ", ".join(str(len(d)) for d in datasets)
-        raise UserError(f"--batch-size {batch_size} is larger than the data set ({sizes} items); lower it")
+        names = names or tuple(f"set {i + 1}" for i in range(len(datasets)))
+        sizes = ", ".join(f"{name} {len(d)} item{'s' if len(d) != 1 else ''}" for name, d in zip(names, datasets))
+        largest = min(len(d) for d in datasets)
+        fix = f"pass --batch-size {largest} or less, or add data" if largest else "add data"
+        raise UserError(f"--batch-size {batch_size} is larger than the data ({sizes}); {fix}")
     return n
 
 

@@ -15,7 +15,8 @@ from .config import device_of
 from .errors import UserError
 from .evaluation import evaluate, mean_metrics
 from .registry import TASKS, get_task
-from .runs import atomic_write_bytes, load_torch, prepare_folder, write_json
+from .threads import add_threads_flag, apply_threads
+from .runs import RunFolder, atomic_write_bytes, check_folder, load_torch, write_json
 
 #: Tasks whose outputs made elsewhere can be scored (``--predictions``).
 SCORING = tuple(name for name, cls in TASKS.items() if callable(getattr(cls, "score_predictions", None)))
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                         help="where the network runs, auto: cuda when available, else cpu (--checkpoint; "
                              "predictions are scored on the cpu)")
+    add_threads_flag(parser)
     parser.add_argument("--batch-size", type=int, default=None,
                         help="evaluation batch size (default: the task's; --checkpoint only)")
     parser.add_argument("--force", action="store_true",
@@ -72,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    apply_threads(args.threads)
     _check_flags(args)
     if args.predictions is not None:
         return _score_predictions(args)
@@ -115,9 +118,9 @@ def _score_predictions(args: argparse.Namespace) -> int:
     if out.resolve() == pred.resolve() or out.resolve() in pred.resolve().parents:
         raise UserError(f"--out {out} holds the predictions folder {pred}; pass another --out")
     s = task.settings("train").replace({"data": args.data}, source="command line")
-    out = prepare_folder(out, False, args.force, "", owned=OWNED, can_resume=False)
-    records = score(str(pred), args.data, s)
-    _report(task, out, records, f"{pred} against {args.data or 'the embedded test split'}", images=False)
+    folder = RunFolder(check_folder(out, False, args.force, can_resume=False), OWNED, args.force)
+    records = score(str(pred), args.data, s)  # every prediction read and scored before anything is written
+    _report(task, folder.start(), records, f"{pred} against {args.data or 'the embedded test split'}", images=False)
     return 0
 
 
@@ -141,13 +144,18 @@ def _evaluate_checkpoint(args: argparse.Namespace) -> int:
         raise UserError(f"{args.checkpoint}: weights do not fit the network of its genotype ({first[0].strip()})")
     device = device_of(args.device)
     net.to(device)
-    dataset = task.test_data(args.data, s)
-    out = prepare_folder(args.out or Path(args.checkpoint).parent / "eval", False, args.force, "",
-                         owned=OWNED, can_resume=False)
-    images = out / "images" if args.save_images else None
-    if images is not None:
-        images.mkdir(exist_ok=True)
-    _, records, _ = evaluate(task, net, dataset, s, device, save_dir=images, batch_size=args.batch_size)
+    folder = RunFolder(check_folder(args.out or Path(args.checkpoint).parent / "eval", False, args.force,
+                                    can_resume=False), OWNED, args.force)
+    dataset = task.test_data(args.data, s)  # every file checked before the first image is run
+    out = folder.start()
+    try:
+        images = out / "images" if args.save_images else None
+        if images is not None:
+            images.mkdir(exist_ok=True)
+        _, records, _ = evaluate(task, net, dataset, s, device, save_dir=images, batch_size=args.batch_size)
+    except BaseException:
+        folder.abandon()  # no half-written images/ and no empty folder left behind
+        raise
     tiles = f" in tiles of {s.tile} px, overlap {s.tile_overlap} px" if args.tile is not None else ""
     _report(task, out, records, (args.data or "embedded test split") + tiles, images=images is not None)
     return 0

@@ -24,12 +24,40 @@ def mean_metrics(task: Task, records: list[dict[str, Any]]) -> dict[str, float]:
     return out
 
 
+#: Items gathered from the first batches for the sample images.
+SAMPLES = 4
+
+
+def _gather(first: dict[str, Any], batch: dict[str, Any]) -> dict[str, Any]:
+    """``first`` with ``batch``'s items appended up to ``SAMPLES`` items, when every tensor has the same
+    per-item shape (images of other sizes cannot share a batch: ``first`` is kept as it is)."""
+    if not isinstance(first, dict) or not isinstance(batch, dict) or first.keys() != batch.keys():
+        return first
+    n = next((len(v) for v in first.values() if isinstance(v, (torch.Tensor, list))), SAMPLES)
+    room = SAMPLES - n
+    if room <= 0:
+        return first
+    merged: dict[str, Any] = {}
+    for k, v in first.items():
+        w = batch[k]
+        if isinstance(v, torch.Tensor) and isinstance(w, torch.Tensor) and v.ndim and v.shape[1:] == w.shape[1:]:
+            merged[k] = torch.cat([v, w[:room]])
+        elif isinstance(v, list) and isinstance(w, list):
+            merged[k] = v + w[:room]
+        elif isinstance(v, torch.Tensor) or isinstance(v, list):
+            return first
+        else:
+            merged[k] = v
+    return merged
+
+
 def evaluate(task: Task, net: torch.nn.Module, dataset: Dataset, s: Settings, device: torch.device,
              save_dir: Path | None = None, progress: bool = True,
              batch_size: int | None = None
              ) -> tuple[dict[str, float], list[dict[str, Any]], dict[str, Any] | None]:
-    """Mean metrics of ``net`` on ``dataset``, the per-item records, and the first batch (for
-    sample images); with ``save_dir`` the task writes its outputs there."""
+    """Mean metrics of ``net`` on ``dataset``, the per-item records, and the first items as one
+    batch (up to ``SAMPLES`` items, for the sample images of train.py); with ``save_dir`` the task
+    writes its outputs there."""
     was_training = net.training
     net.eval()
     records: list[dict[str, Any]] = []
@@ -39,8 +67,7 @@ def evaluate(task: Task, net: torch.nn.Module, dataset: Dataset, s: Settings, de
     with torch.no_grad():
         for batch in tqdm(batches, desc="evaluate", unit="batch", disable=not progress, dynamic_ncols=True):
             batch = to_device(batch, device)
-            if first is None:
-                first = batch
+            first = batch if first is None else _gather(first, batch)
             recs, outputs = task.evaluate_batch(net, batch)
             records.extend(recs)
             if save_dir is not None:

@@ -40,48 +40,70 @@ def load_torch(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
     return obj
 
 
-def prepare_folder(out: str | os.PathLike[str], resume: bool, force: bool, marker: str,
-                   owned: tuple[str, ...] = (), can_resume: bool = True) -> Path:
-    """Create the run folder. An existing non-empty folder is refused unless ``resume`` (continued
-    from ``marker`` when it holds one, else the run starts there) or ``force`` (the files the
-    command writes, ``owned``, are removed first; nothing else is touched)."""
+def check_folder(out: str | os.PathLike[str], resume: bool, force: bool, can_resume: bool = True) -> Path:
+    """The run folder ``out``, checked but not touched: an existing non-empty folder is refused
+    unless ``resume`` or ``force``. Nothing is created or removed here (``start_folder`` does it
+    once the data and the network are known to be good)."""
     path = Path(out)
     if path.exists() and not path.is_dir():
         raise UserError(f"--out {path} is a file; give a folder")
-    if resume:
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-    if path.is_dir() and any(path.iterdir()):
-        if not force:
-            how = "--resume to continue it, " if can_resume else ""
-            raise UserError(f"folder {path} exists and is not empty; pass {how}--force to start it again "
-                            "(the files this command writes are replaced), or another --out")
-        for name in owned:
-            target = path / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
-    path.mkdir(parents=True, exist_ok=True)
+    if not resume and not force and path.is_dir() and any(path.iterdir()):
+        how = "--resume to continue it, " if can_resume else ""
+        raise UserError(f"folder {path} exists and is not empty; pass {how}--force to start it again "
+                        "(the files this command writes are removed first), or another --out")
     return path
 
 
-def open_run(args: Any, kind: str, owned: tuple[str, ...]) -> tuple[Path, dict[str, Any] | None]:
-    """The run folder of ``args.out`` (default ``runs/KIND-TASK``) and, on ``--resume`` when the
-    folder holds one, its checkpoint (which must be a ``kind`` run of ``args.task``)."""
-    run_dir = prepare_folder(args.out or f"runs/{kind}-{args.task}", args.resume, args.force, "checkpoint.pt",
-                             owned)
+class RunFolder:
+    """The folder a command writes, made only when the run starts (``start``): with ``force`` the
+    files the command writes (``owned``) are removed first, nothing else. ``abandon`` undoes a start
+    that failed before the run had anything to keep: it removes what the command wrote and the
+    folder itself when the command made it, so a failed start leaves nothing behind."""
+
+    def __init__(self, path: Path, owned: tuple[str, ...], force: bool = False) -> None:
+        self.path, self.owned, self.force = path, owned, force
+        self.created = False
+
+    def start(self) -> Path:
+        self.created = not self.path.exists()
+        if self.force and not self.created:
+            self._remove_owned()
+        self.path.mkdir(parents=True, exist_ok=True)
+        return self.path
+
+    def abandon(self) -> None:
+        if not self.path.is_dir():
+            return
+        self._remove_owned()
+        if self.created and not any(self.path.iterdir()):
+            self.path.rmdir()
+
+    def _remove_owned(self) -> None:
+        for name in self.owned:
+            target = self.path / name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            elif target.exists() or target.is_symlink():
+                target.unlink()
+
+
+def open_run(args: Any, kind: str, owned: tuple[str, ...]) -> tuple[RunFolder, dict[str, Any] | None]:
+    """The run folder of ``args.out`` (default ``runs/KIND-TASK``), not yet created, and, on
+    ``--resume`` when the folder holds one, its checkpoint (which must be a ``kind`` run of
+    ``args.task``)."""
+    run_dir = check_folder(args.out or f"runs/{kind}-{args.task}", args.resume, args.force)
+    folder = RunFolder(run_dir, owned, args.force and not args.resume)
     marker = run_dir / "checkpoint.pt"
     if not args.resume:
-        return run_dir, None
+        return folder, None
     if not marker.is_file():
         print(f"no checkpoint.pt in {run_dir} yet: starting the run there")
-        return run_dir, None
+        return folder, None
     ckpt = load_torch(marker, "checkpoint")
     if ckpt["kind"] != kind or ckpt["task"] != args.task:
         raise UserError(f"{marker} is a {ckpt['kind']} checkpoint of task "
                         f"{ckpt['task']!r}, not a {kind} run of {args.task!r}")
-    return run_dir, ckpt
+    return folder, ckpt
 
 
 def resumed_settings(task: Any, ckpt: dict[str, Any], args: Any) -> Any:

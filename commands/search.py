@@ -18,8 +18,9 @@ from .config import add_common, add_search_flags, device_of, resolve, task_from_
 from .data import loader, steps_per_epoch, to_device
 from .errors import UserError
 from .registry import get_task
+from .threads import apply_threads
 from .runs import MetricsCSV, atomic_write_bytes, open_run, resumed_settings, save_torch, write_json
-from .session import SaveClock, Stopper, until_stopped
+from .session import Forecast, SaveClock, Stopper, until_stopped
 from .state import Averages, rng_state, set_rng_state
 
 DESCRIPTION = """Search an architecture (and/or learn hyper-parameters) for a task with bilevel optimisation:
@@ -47,7 +48,8 @@ class _Search:
         self.lower_set, self.upper_set = task.search_data(s)
         self.setup = task.build_search(s, device)
         self.loop = GroupedLoop(self.setup.groups, s.method, s.method_options)
-        self.steps_per_epoch = steps_per_epoch(self.lower_set, self.upper_set, batch_size=s.batch_size)
+        self.steps_per_epoch = steps_per_epoch(self.lower_set, self.upper_set, batch_size=s.batch_size,
+                                               names=("lower level", "upper level"))
         self.epoch = self.step_in_epoch = self.global_step = 0
         self.averages = Averages()
 
@@ -70,7 +72,7 @@ class _Search:
         if result.genotype is not None:
             atomic_write_bytes(self.run_dir / GENOTYPE_FILE, (result.genotype.to_json() + "\n").encode())
             if plot:
-                plot_genotype(result.genotype, self.run_dir / "genotype.png")
+                plot_genotype(result.genotype, self.run_dir / "genotype.png", titles=self.task.cell_titles)
         if result.hparams:
             atomic_write_bytes(self.run_dir / HPARAMS_FILE, hparams_to_json(result.hparams).encode())
         save_torch(self.run_dir / "checkpoint.pt", {
@@ -114,10 +116,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(argv).parse_args(argv)
     task = get_task(args.task)
     fresh = None if args.resume else resolve(args, "search")  # settings errors before any folder is made
-    run_dir, ckpt = open_run(args, "search", OWNED)
+    folder, ckpt = open_run(args, "search", OWNED)
     s = (fresh or resolve(args, "search")) if ckpt is None else resumed_settings(task, ckpt, args)
     device = device_of(args.device)
-    run = _Search(task, s, device, run_dir)
+    args.threads_note = apply_threads(args.threads)  # before the data and network are built
+    run = _Search(task, s, device, folder.path)  # every data file checked, network built: nothing written yet
+    run_dir = folder.start()
+    try:
+        return _run(run, args, task, s, device, ckpt)
+    except BaseException:
+        if not (run_dir / "checkpoint.pt").is_file():  # a failed start leaves no folder behind
+            folder.abandon()
+        raise
+
+
+def _run(run: _Search, args: argparse.Namespace, task: Task, s: Settings, device: torch.device,
+         ckpt: dict[str, Any] | None) -> int:
+    run_dir = run.run_dir
     metrics = MetricsCSV(run_dir / "metrics.csv")
     if ckpt is not None:
         run.restore(ckpt)
@@ -132,10 +147,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         total = min(total, s.max_steps)
     groups = ", ".join(f"{g.name} (every {g.every}, lower {g.lower.name} every {g.lower.every})"
                        for g in run.setup.groups)
-    print(f"search {task.name} (recipe {s.recipe}) with {s.method} on {device}: {run.steps_per_epoch} steps/epoch, "
+    print(f"search {task.name} (recipe {s.recipe}) with {s.method} on {device} ({args.threads_note}): {run.steps_per_epoch} steps/epoch, "
           f"{total} steps in all; groups: {groups}; run folder {run_dir}"
           + (f"\n{task.split_note}" if task.split_note else ""))
     clock = SaveClock(s.save_every, s.save_minutes)
+    forecast = Forecast(total, run.global_step, device.type)
+    result = run.result()
     bar = tqdm(total=total, initial=min(run.global_step, total), desc="search", unit="step", dynamic_ncols=True)
     with bar, Stopper() as stop:  # the bar closes (ends its line) before any error is printed
         while run.global_step < total and not stop.requested:
@@ -148,6 +165,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 bar.update(1)
                 bar.set_postfix({k.replace("_loss", ""): f"{v:.4g}" for k, v in run.averages.means().items()
                                  if "loss" in k})
+                note = forecast.message(run.global_step)
+                if note:
+                    bar.write(note)
                 if run.step_in_epoch >= run.steps_per_epoch or run.global_step >= total or stop.requested:
                     break
                 if clock.due(run.global_step):

@@ -73,3 +73,43 @@ def until_stopped(batches: Iterable[Any], stop: Stopper) -> Iterator[Any]:
                 return
             raise
         yield item
+
+
+#: A run projected to last longer than this (seconds) is announced with ``Forecast``.
+LONG_RUN_S = 3600.0
+
+
+class Forecast:
+    """One line, once, when a run looks long: after ``after`` timed steps (the first step, which
+    pays for warm-up, is not timed), the seconds per step times the steps left; printed only when
+    that exceeds ``LONG_RUN_S``, with ``--device cuda`` suggested on a CPU."""
+
+    def __init__(self, total: int, done: int, device: str, after: int = 1) -> None:
+        self.total, self.device, self.after = total, device, after
+        self.first = done + 1  # the timing starts once this step has run
+        self.start: float | None = None
+        self.said = False
+
+    def message(self, step: int, now: float | None = None) -> str | None:
+        """Call after each step (``step``: steps run so far); the line to print, at most once."""
+        now = time.monotonic() if now is None else now
+        if self.said or step < self.first:
+            return None
+        if self.start is None:
+            self.start = now
+            return None
+        timed = step - self.first
+        if timed < self.after:
+            return None
+        self.said = True
+        per_step = (now - self.start) / timed
+        left = per_step * (self.total - step)
+        if left <= LONG_RUN_S:
+            return None
+        hours = left / 3600.0
+        line = (f"about {hours:.1f} hours to go at {per_step:.2f} s/step ({self.total - step:,} steps left) "
+                f"on {self.device}")
+        if self.device == "cpu":
+            line += ("; on a machine with an NVIDIA GPU pass --device cuda (or lower --epochs / --max-steps "
+                     "for a trial run)")
+        return line

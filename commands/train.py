@@ -20,8 +20,9 @@ from .data import loader, steps_per_epoch, to_device
 from .errors import UserError
 from .evaluation import evaluate
 from .registry import get_task
+from .threads import apply_threads
 from .runs import MetricsCSV, open_run, resumed_settings, save_torch, write_json
-from .session import SaveClock, Stopper, until_stopped
+from .session import Forecast, SaveClock, Stopper, until_stopped
 from .state import Averages, rng_state, set_rng_state
 
 DESCRIPTION = """Retrain the network of a search result. Writes, in --out: model.pt (the network at its best
@@ -72,7 +73,7 @@ class _Train:
         self.train_set, self.val_set = task.train_data(s)
         self.net = task.build_network(result, s).to(device)
         self.n_params = task.count_parameters(self.net)
-        self.steps_per_epoch = steps_per_epoch(self.train_set, batch_size=s.batch_size)
+        self.steps_per_epoch = steps_per_epoch(self.train_set, batch_size=s.batch_size, names=("training set",))
         self.setup = task.build_training(self.net, s, self.steps_per_epoch)
         self.epoch = self.step_in_epoch = self.global_step = 0
         self.best = task.worst()
@@ -160,14 +161,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(argv).parse_args(argv)
     task = get_task(args.task)
     fresh = None if args.resume else (search_result(task, args), resolve(args, "train"))  # errors first
-    run_dir, ckpt = open_run(args, "train", OWNED)
+    folder, ckpt = open_run(args, "train", OWNED)
     if ckpt is not None:
         result = SearchResult.from_dict(ckpt)
         s = resumed_settings(task, ckpt, args)
     else:
         result, s = fresh or (search_result(task, args), resolve(args, "train"))
     device = device_of(args.device)
-    run = _Train(task, s, result, device, run_dir)
+    args.threads_note = apply_threads(args.threads)  # before the data and network are built
+    run = _Train(task, s, result, device, folder.path)  # every data file checked, network built: nothing written yet
+    run_dir = folder.start()
+    try:
+        return _run(run, args, task, s, device, ckpt)
+    except BaseException:
+        if not (run_dir / "checkpoint.pt").is_file():  # a failed start leaves no folder behind
+            folder.abandon()
+        raise
+
+
+def _run(run: _Train, args: argparse.Namespace, task: Task, s: Settings, device: torch.device,
+         ckpt: dict[str, Any] | None) -> int:
+    run_dir = run.run_dir
     size = f"{run.n_params / 1e6:.2f}M" if run.n_params >= 1e6 else f"{run.n_params / 1e3:.2f}K"
     print(f"params: {size} ({run.n_params:,})")
     metrics = MetricsCSV(run_dir / "metrics.csv")
@@ -183,9 +197,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if s.max_steps is not None:
         total = min(total, s.max_steps)
     note = task.training_note(s, run.train_set)
-    print(f"train {task.name} (recipe {s.recipe}) on {device}: {run.steps_per_epoch} steps/epoch, {total} steps "
+    print(f"train {task.name} (recipe {s.recipe}) on {device} ({args.threads_note}): {run.steps_per_epoch} steps/epoch, {total} steps "
           f"in all, run folder {run_dir}" + (f"\n{note}" if note else ""))
     clock = SaveClock(s.save_every, s.save_minutes)
+    forecast = Forecast(total, run.global_step, device.type)
     bar = tqdm(total=total, initial=min(run.global_step, total), desc="train", unit="step", dynamic_ncols=True)
     with bar, Stopper() as stop:  # the bar closes (ends its line) before any error is printed
         while run.global_step < total and not stop.requested:
@@ -196,6 +211,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 run.step(to_device(batch, device))
                 bar.update(1)
                 bar.set_postfix({k: f"{v:.4g}" for k, v in run.averages.means().items() if k in run.task_losses()})
+                message = forecast.message(run.global_step)
+                if message:
+                    bar.write(message)
                 if run.step_in_epoch >= run.steps_per_epoch or run.global_step >= total or stop.requested:
                     break
                 if clock.due(run.global_step):
@@ -208,7 +226,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if stop.requested:
         print(f"stopped at step {run.global_step}; checkpoint written: continue with --resume --out {run_dir}")
         return 130
-    best = "none (no validation score)" if math.isinf(run.best) else f"{run.best:.4g}"
-    print(f"best validation {task.select}: {best}; wrote model.pt, checkpoint.pt, metrics.csv in {run_dir}")
+    if math.isinf(run.best):
+        print(f"no validation {task.select} (no validation set, or its items have no references): model.pt holds "
+              f"the model of the last epoch; wrote model.pt, checkpoint.pt, metrics.csv in {run_dir}")
+    else:
+        print(f"best validation {task.select}: {run.best:.4g} (model.pt holds that model); wrote model.pt, "
+              f"checkpoint.pt, metrics.csv in {run_dir}")
     print(f"next: python evaluate.py --checkpoint {Path(run_dir) / 'model.pt'}")
     return 0

@@ -21,13 +21,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from datasets.errors import DataError
-from datasets.io import PathLike
+from datasets.io import PathLike, checking, decode_image, probe_image
 from datasets.paired import find_pairs
 
 __all__ = ["FUSION_DIRS", "FUSION_SPLIT_DIRS", "FusionFolder", "describe_fusion_layouts", "has_split_folder", "probe_image",
@@ -80,31 +79,6 @@ def has_split_folder(root: PathLike, split: str) -> bool:
     return any(_pair_dirs(Path(root) / name) for name in FUSION_SPLIT_DIRS.get(split, (split,)))
 
 
-def probe_image(path: Path) -> tuple[int, int, int]:
-    """``(height, width, channels)`` of an image file from its header (PIL), else by decoding."""
-    try:
-        from PIL import Image
-
-        with Image.open(path) as im:
-            bands = len(im.getbands()) if im.mode != "P" else (4 if "transparency" in im.info else 3)
-            return im.height, im.width, bands
-    except Exception:  # formats PIL does not know: decode with OpenCV
-        arr = _imread(path)
-        return arr.shape[0], arr.shape[1], 1 if arr.ndim == 2 else arr.shape[2]
-
-
-def _imread(path: Path) -> np.ndarray:
-    level = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-    try:
-        arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    finally:
-        cv2.utils.logging.setLogLevel(level)
-    if arr is None or arr.size == 0:
-        raise DataError(f"cannot decode image '{path}' (corrupt or not an image); replace or remove it")
-    return arr
-
-
 def _check_channels(path: Path, channels: int) -> None:
     if channels not in (1, 3):
         what = "an alpha channel" if channels in (2, 4) else f"{channels} channels"
@@ -119,7 +93,7 @@ def read_fusion_image(path: PathLike, gray: bool) -> torch.Tensor:
     p = Path(path)
     if not p.is_file():
         raise DataError(f"image '{p}' does not exist; check the path")
-    arr = _imread(p)
+    arr = decode_image(p)
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
     _check_channels(p, 1 if arr.ndim == 2 else arr.shape[2])
@@ -165,13 +139,8 @@ class FusionFolder(Dataset):
 
     def verify(self, progress: bool = False) -> None:
         """Check every pair from the image headers; raise a one-line ``DataError`` on the first problem."""
-        pairs = self.pairs
-        if progress:
-            from tqdm import tqdm
-
-            pairs = tqdm(pairs, desc=f"checking {self.ir_dir.parent}", unit="pair")
         colour = False
-        for ir_path, vi_path in pairs:
+        for ir_path, vi_path in checking(self.pairs, f"checking {self.ir_dir.parent}", progress):
             h1, w1, c1 = probe_image(ir_path)
             h2, w2, c2 = probe_image(vi_path)
             _check_channels(ir_path, c1)

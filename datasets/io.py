@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Union
+from typing import Iterable, Optional, TypeVar, Union
 
 import cv2
 import numpy as np
@@ -19,9 +19,10 @@ import torch
 from datasets.atomic import atomic_write_bytes
 from datasets.errors import DataError
 
-__all__ = ["IMAGE_EXTENSIONS", "is_image_file", "read_image", "write_image"]
+__all__ = ["IMAGE_EXTENSIONS", "checking", "decode_image", "is_image_file", "probe_image", "read_image", "write_image"]
 
 PathLike = Union[str, os.PathLike]
+T = TypeVar("T")
 
 #: File name endings (lower case) treated as images when scanning folders.
 IMAGE_EXTENSIONS: tuple[str, ...] = (
@@ -32,6 +33,57 @@ IMAGE_EXTENSIONS: tuple[str, ...] = (
 def is_image_file(path: PathLike) -> bool:
     """Whether ``path`` ends in one of ``IMAGE_EXTENSIONS`` (case-insensitive)."""
     return str(path).lower().endswith(IMAGE_EXTENSIONS)
+
+
+def checking(items: Iterable[T], desc: str, progress: bool = True, total: Optional[int] = None) -> Iterable[T]:
+    """``items`` with a progress bar that shows only when checking takes more than a second (large
+    folders) and disappears when done; ``progress=False``: no bar."""
+    if not progress:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit="file", total=total, delay=1.0, leave=False, dynamic_ncols=True)
+
+
+def probe_image(path: PathLike) -> tuple[int, int, int]:
+    """``(height, width, channels)`` of an image file from its header, without decoding the pixels
+    (Pillow; its ``verify`` also checks the chunk checksums of a PNG, so a truncated or damaged PNG
+    is caught). Formats Pillow does not know are decoded with OpenCV instead.
+
+    Raises:
+        DataError: the file is missing, unreadable or not an image (one line naming it).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"image '{p}' does not exist; check the path")
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(p) as im:
+            bands = len(im.getbands()) if im.mode != "P" else (4 if "transparency" in im.info else 3)
+            size = (im.height, im.width, bands)
+            im.verify()
+        return size
+    except UnidentifiedImageError:
+        pass  # not a format Pillow knows: let OpenCV decide below
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"cannot read image '{p}' ({exc.__class__.__name__}: damaged or truncated); "
+                        "replace or remove it") from None
+    arr = decode_image(p)
+    return arr.shape[0], arr.shape[1], 1 if arr.ndim == 2 else arr.shape[2]
+
+
+def decode_image(p: PathLike) -> np.ndarray:
+    """``cv2.imread(IMREAD_UNCHANGED)`` without OpenCV's own warnings; ``DataError`` naming the file."""
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # our error names the file
+    try:
+        arr = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
+    if arr is None or arr.size == 0:
+        raise DataError(f"cannot decode image '{p}' (corrupt or not an image); replace or remove it")
+    return arr
 
 
 def _to_unit_range(arr: np.ndarray, path: PathLike) -> np.ndarray:
@@ -63,14 +115,7 @@ def read_image(path: PathLike) -> torch.Tensor:
     p = Path(path)
     if not p.is_file():
         raise DataError(f"image '{p}' does not exist; check the path")
-    level = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # our error names the file
-    try:
-        arr = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
-    finally:
-        cv2.utils.logging.setLogLevel(level)
-    if arr is None or arr.size == 0:
-        raise DataError(f"cannot decode image '{p}' (corrupt or not an image); replace or remove it")
+    arr = decode_image(p)
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
     if arr.ndim == 2:

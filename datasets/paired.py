@@ -21,13 +21,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from datasets.errors import DataError
-from datasets.io import PathLike, is_image_file, read_image
-from datasets.transforms import Size, as_hw, pad_to_multiple, paired_random_crop, paired_random_flip
+from datasets.io import PathLike, checking, is_image_file, probe_image, read_image
+from datasets.transforms import Size, as_hw, item_generator, pad_to_multiple, paired_random_crop, paired_random_flip
 
 __all__ = ["PAIR_DIRS", "SPLIT_DIRS", "PairedFolder", "UnpairedFolder", "describe_layouts", "find_pairs"]
 
@@ -116,11 +115,13 @@ def find_pairs(input_dir: Path, target_dir: Path) -> list[tuple[Path, Path]]:
 
 
 def _item_generator(seed: Optional[int], epoch: int, index: int) -> Optional[torch.Generator]:
-    """A generator depending only on (seed, epoch, index), or ``None`` for torch's global one."""
-    if seed is None:
-        return None
-    state = np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0]
-    return torch.Generator().manual_seed(int(state))
+    """``item_generator(seed, epoch, index)``, or ``None`` (torch's global generator) without a seed."""
+    return None if seed is None else item_generator(seed, epoch, index)
+
+
+def _check_channels(path: Path, channels: int) -> None:
+    if channels not in (1, 2, 3, 4):
+        raise DataError(f"image '{path}' has {channels} channels; save it as gray, RGB or RGBA")
 
 
 class PairedFolder(Dataset):
@@ -163,6 +164,22 @@ class PairedFolder(Dataset):
 
     def __len__(self) -> int:
         return len(self.pairs)
+
+    def verify(self, progress: bool = False) -> list[tuple[int, int]]:
+        """Check every pair from the file headers before any training step: both files readable,
+        equal sizes, a gray/RGB(A) layout. Returns each pair's ``(H, W)``; the first problem is a
+        one-line ``DataError`` naming the file and the fix."""
+        sizes = []
+        for a_path, b_path in checking(self.pairs, f"checking {self.input_dir.parent}", progress):
+            ha, wa, ca = probe_image(a_path)
+            hb, wb, cb = probe_image(b_path)
+            _check_channels(a_path, ca)
+            _check_channels(b_path, cb)
+            if (ha, wa) != (hb, wb):
+                raise DataError(f"'{a_path}' is {ha}x{wa} but '{b_path}' is {hb}x{wb}; pairs must have equal "
+                                "sizes (crop or resize one, or remove the pair)")
+            sizes.append((ha, wa))
+        return sizes
 
     def __getitem__(self, index: int) -> dict:
         a_path, b_path = self.pairs[index]
@@ -220,6 +237,15 @@ class UnpairedFolder(Dataset):
 
     def __len__(self) -> int:
         return len(self.files)
+
+    def verify(self, progress: bool = False) -> list[tuple[int, int]]:
+        """Check every image from its header (readable, gray/RGB(A)); returns each ``(H, W)``."""
+        sizes = []
+        for path in checking(self.files, f"checking {self.folder}", progress):
+            h, w, c = probe_image(path)
+            _check_channels(path, c)
+            sizes.append((h, w))
+        return sizes
 
     def __getitem__(self, index: int) -> dict:
         path = self.files[index]

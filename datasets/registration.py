@@ -30,6 +30,7 @@ import torch
 from torch.utils.data import Dataset
 
 from datasets.errors import DataError
+from datasets.transforms import item_seed
 
 __all__ = ["LAYOUTS", "NIBABEL_HINT", "RegistrationPairs", "Volume", "VolumeFolder", "fixed_pairs",
            "find_volumes", "load_atlas", "read_volume", "split_subjects", "volume_shapes"]
@@ -253,9 +254,8 @@ class RegistrationPairs(Dataset):
         return len(self.pairs) if self.pairs is not None else len(self.indices)
 
     def _partner(self, k: int) -> int:
-        state = np.random.SeedSequence([self.seed, self.epoch, k]).generate_state(1)[0]
         others = [i for i in self.indices if i != self.indices[k]]
-        return others[int(np.random.default_rng(int(state)).integers(len(others)))]
+        return others[int(np.random.default_rng(item_seed(self.seed, self.epoch, k)).integers(len(others)))]
 
     def __getitem__(self, k: int) -> dict:
         if self.pairs is not None:

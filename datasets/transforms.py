@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from typing import Optional, Sequence, Union
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["as_hw", "paired_random_crop", "paired_random_flip", "pad_to_multiple", "unpad"]
+__all__ = ["as_hw", "item_generator", "item_seed", "paired_random_crop", "paired_random_flip", "pad_to_multiple",
+           "unpad"]
 
 Size = Union[int, Sequence[int]]
 
@@ -27,6 +29,19 @@ def as_hw(size: Size) -> tuple[int, int]:
     if min(hw) < 1:
         raise ValueError(f"size must be positive, got {size!r}")
     return hw  # type: ignore[return-value]
+
+
+def item_seed(seed: int, epoch: int, index: int) -> int:
+    """The seed of item ``index``'s random choices in ``epoch``: a function of the three numbers only
+    (``numpy.random.SeedSequence``, no collisions of sums), so that an item is the same whichever
+    worker loads it, in whatever order, and a resumed run sees the same items. Every data set of
+    the suite draws its per-item augmentation from this one function."""
+    return int(np.random.SeedSequence([int(seed), int(epoch), int(index)]).generate_state(1)[0])
+
+
+def item_generator(seed: int, epoch: int, index: int) -> torch.Generator:
+    """A ``torch.Generator`` seeded with ``item_seed(seed, epoch, index)``."""
+    return torch.Generator().manual_seed(item_seed(seed, epoch, index))
 
 
 def _randint(high: int, generator: Optional[torch.Generator]) -> int:

@@ -29,15 +29,16 @@ __all__ = [
 
 
 def drop_path(x: torch.Tensor, drop_prob: float) -> torch.Tensor:
-    """Zero whole samples with probability ``drop_prob`` and rescale the rest (not in place).
+    """timm's drop path (``timm.layers.drop_path``): zero whole samples with probability ``drop_prob``
+    and rescale the rest by ``1 / (1 - drop_prob)``, as DARTS's ``utils.drop_path``.
 
     ``[N, ...] -> [N, ...]``. Call it only in training.
     """
     if drop_prob <= 0.0:
         return x
-    keep = 1.0 - drop_prob
-    mask = torch.empty(x.shape[0], *([1] * (x.dim() - 1)), device=x.device, dtype=x.dtype)
-    return x / keep * mask.bernoulli_(keep)
+    from timm.layers import drop_path as timm_drop_path  # deferred: importing timm takes seconds
+
+    return timm_drop_path(x, drop_prob, training=True)
 
 
 def num_dag_edges(steps: int) -> int:

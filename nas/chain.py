@@ -18,7 +18,7 @@ from torch import nn
 from nas.mixed_op import MixedOp
 from nas.ops import OpFactory
 
-__all__ = ["ChainSearchCell", "ChainCell", "check_genes"]
+__all__ = ["ChainSearchCell", "ChainCell", "chain_forward", "check_genes"]
 
 
 def check_genes(genes: Sequence[tuple[str, int]], ops: Mapping[str, OpFactory]) -> None:
@@ -26,6 +26,33 @@ def check_genes(genes: Sequence[tuple[str, int]], ops: Mapping[str, OpFactory]) 
     unknown = sorted({name for name, _ in genes if name not in ops})
     if unknown:
         raise ValueError(f"unknown op(s) {unknown} in genes; known: {sorted(ops)}")
+
+
+def chain_forward(
+    x: torch.Tensor,
+    edge: Callable[[int, torch.Tensor], torch.Tensor],
+    edges: Sequence[int],
+    concat: Sequence[int],
+    fuse: nn.Module | None,
+    edge_residual: Sequence[bool] | None = None,
+    act: nn.Module | None = None,
+    residual: bool = False,
+) -> torch.Tensor:
+    """The node loop of every chain cell: node 0 is ``x``; edge ``i`` maps node ``edges[i]`` through
+    ``edge(i, h)`` (plus ``h`` when ``edge_residual[i]``, then ``act``) to node ``i + 1``; the output
+    is ``fuse(cat(nodes[concat]))`` (or node ``concat[0]`` when ``fuse`` is None), plus ``x`` when
+    ``residual``. ``[N, C, H, W] -> [N, C, H, W]``."""
+    nodes = [x]
+    for i, src in enumerate(edges):
+        h = nodes[src]
+        y = edge(i, h)
+        if edge_residual is not None and edge_residual[i]:
+            y = y + h
+        if act is not None:
+            y = act(y)
+        nodes.append(y)
+    out = nodes[concat[0]] if fuse is None else fuse(torch.cat([nodes[j] for j in concat], dim=1))
+    return out + x if residual else out
 
 
 class _ChainCell(nn.Module):
@@ -63,20 +90,7 @@ class _ChainCell(nn.Module):
         self.fuse = nn.Conv2d(len(concat) * C, C, 1) if len(concat) > 1 else None
 
     def _run(self, x: torch.Tensor, edge: Callable[[int, torch.Tensor], torch.Tensor]) -> torch.Tensor:
-        nodes = [x]
-        for i, src in enumerate(self.edges):
-            h = nodes[src]
-            y = edge(i, h)
-            if self.edge_residual[i]:
-                y = y + h
-            if self.act is not None:
-                y = self.act(y)
-            nodes.append(y)
-        if self.fuse is None:
-            out = nodes[self.concat[0]]
-        else:
-            out = self.fuse(torch.cat([nodes[j] for j in self.concat], dim=1))
-        return out + x if self.residual else out
+        return chain_forward(x, edge, self.edges, self.concat, self.fuse, self.edge_residual, self.act, self.residual)
 
 
 class ChainSearchCell(_ChainCell):

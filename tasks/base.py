@@ -75,7 +75,7 @@ class Task:
     cells), ``cell_names``, ``primitives``; ``results`` (what retraining requires of a search:
     ``"genotype"``, ``"hparams"``; a genotype given beside required hyper-parameters is checked and
     used too); ``Settings`` and ``recipes``; ``default_method``; ``metrics`` (name ->
-    ``"max"``/``"min"``), ``select`` (the metric that selects the model); ``data_help``.
+    ``"max"``/``"min"``), ``select`` (the metric that selects the model); ``data_help``; ``cell_titles``.
     """
 
     name: str = ""
@@ -89,6 +89,8 @@ class Task:
     metrics: dict[str, str] = {}
     select: str = ""
     data_help: str = ""
+    #: cell name -> what the cell is, in a few words (titles of the genotype picture)
+    cell_titles: dict[str, str] = {}
     #: set by the data methods: one line on the train/validation split (printed), and its record
     #: (written to config.json as ``split``)
     split_note: str = ""

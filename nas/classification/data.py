@@ -17,7 +17,6 @@ per epoch so that the workers' copies see it).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 from typing import Any, Sequence
@@ -29,6 +28,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from datasets.errors import DataError
+from datasets.transforms import item_generator
 from nas.classification.synthetic import SPLIT_SEEDS, SYNTHETIC_CLASSES, synthetic_shapes
 
 __all__ = [
@@ -57,12 +57,6 @@ _META = "batches.meta"
 CIFAR_LAYOUT = (f"DIR/{_BATCH_DIR}/ (or DIR itself) holding {', '.join(_TRAIN_FILES[:1])}..data_batch_5, "
                 f"test_batch and {_META}: the python version of CIFAR-10 as torchvision downloads it "
                 "(https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz, extracted)")
-
-
-def _item_seed(seed: int, epoch: int, index: int) -> int:
-    """A 63-bit seed that depends on all three numbers (not a sum that could collide)."""
-    digest = hashlib.blake2b(f"{seed}:{epoch}:{index}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") & ((1 << 63) - 1)
 
 
 def _randint(high: int, g: torch.Generator) -> int:
@@ -108,7 +102,7 @@ class ImageSet(Dataset):
         img = self.images[index].float().div_(255.0)  # [3, H, W] in [0, 1]
         g = None
         if self.augment or self.cutout > 0:
-            g = torch.Generator().manual_seed(_item_seed(self.seed, self.epoch, index))
+            g = item_generator(self.seed, self.epoch, index)
         if self.augment:
             H, W = img.shape[-2:]
             padded = F.pad(img, (4, 4, 4, 4))  # zeros (black) before normalising, as PIL pads
@@ -192,14 +186,34 @@ def find_cifar10_folder(root: str | os.PathLike[str]) -> str:
     return folder
 
 
+_READ_ERRORS = (OSError, RuntimeError, pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError,
+                AttributeError, IndexError)
+
+
+def _unreadable(folder: str, names: Sequence[str]) -> str | None:
+    """The first of ``names`` (and ``batches.meta``) in ``folder`` that does not unpickle to a batch,
+    quoted, or None: called only once reading has failed, to name the file in the error."""
+    for name in (*names, _META):
+        path = os.path.join(folder, name)
+        try:
+            with open(path, "rb") as f:
+                entry = pickle.load(f, encoding="latin1")
+            if not isinstance(entry, dict):
+                return f"{path!r}"
+        except _READ_ERRORS:
+            return f"{path!r}"
+    return None
+
+
 def _read_cifar10(root: str | os.PathLike[str], train: bool) -> tuple[Tensor, Tensor, tuple[str, ...], str]:
     folder = find_cifar10_folder(root)
     try:
         ds = _torchvision_cifar10(folder, train)
-    except (OSError, RuntimeError, pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError,
-            AttributeError, IndexError) as exc:
+    except _READ_ERRORS as exc:
         what = " ".join(f"{type(exc).__name__}: {exc}".split())
-        raise DataError(f"CIFAR-10 folder {folder!r} is corrupt ({what}); expected {CIFAR_LAYOUT}") from None
+        where = _unreadable(folder, _TRAIN_FILES if train else _TEST_FILES) or f"CIFAR-10 folder {folder!r}"
+        raise DataError(f"{where} is corrupt ({what}); replace it from the CIFAR-10 archive "
+                        f"(expected {CIFAR_LAYOUT})") from None
     data, targets = np.asarray(ds.data), np.asarray(ds.targets)
     n = data.shape[0]
     if data.dtype != np.uint8 or data.shape[1:] != (32, 32, 3) or targets.shape != (n,) or n == 0:

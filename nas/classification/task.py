@@ -107,6 +107,8 @@ class ClassificationTask(Task):
     default_method = "darts2"
     metrics = {"top1": "max"}
     select = "top1"
+    cell_titles = {"normal": "keeps the resolution and the channels",
+                   "reduce": "reduction, halves the resolution and doubles the channels"}
     data_help = ("CIFAR-10 in torchvision's format: DIR/cifar-10-batches-py/ (or DIR itself) with "
                  "data_batch_1..5, test_batch, batches.meta; without --data an embedded synthetic "
                  "10-class set of 32x32 patterns is used")

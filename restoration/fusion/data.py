@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from typing import Any, Optional, Sequence
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -28,7 +27,7 @@ from datasets.errors import DataError
 from datasets.fusion import FusionFolder, has_split_folder
 from datasets.splits import split_train_val
 from datasets.synthetic_fusion import SyntheticFusion
-from datasets.transforms import as_hw
+from datasets.transforms import as_hw, item_generator
 
 __all__ = ["FusionView", "SYNTHETIC_SEED", "open_fusion_folder", "search_sets", "train_sets", "test_set"]
 
@@ -70,8 +69,7 @@ class FusionView(Dataset):
     def __getitem__(self, index: int) -> dict:
         i = self.indices[index]
         item = dict(self.base[i])
-        state = np.random.SeedSequence([self.seed, self.epoch, i]).generate_state(1)[0]
-        gen = torch.Generator().manual_seed(int(state))
+        gen = item_generator(self.seed, self.epoch, i)
         imgs = [item[k] for k in IMAGE_KEYS]
         H, W = imgs[0].shape[-2:]
         if self.crop is not None:

@@ -7,8 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Sequence
 
-import cv2
-import numpy as np
 import torch
 from torch import nn
 
@@ -16,6 +14,7 @@ from datasets.errors import DataError
 from datasets.fusion import read_fusion_image
 from datasets.io import is_image_file
 from restoration.fusion.color import fuse_color
+from restoration import grid
 from restoration.fusion.metrics import METRIC_NAMES, VIF_MIN_SIZE, fusion_metrics
 
 __all__ = ["restore", "score_item", "score_predictions", "labelled_grid"]
@@ -83,37 +82,9 @@ def score_predictions(pred_dir: str | Path, dataset, names: Sequence[str] | None
     return rows
 
 
-def _label(width: int, text: str, height: int = 16) -> np.ndarray:
-    strip = np.zeros((height, width, 3), np.uint8)
-    cv2.putText(strip, text, (3, height - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
-    return strip
-
-
-def labelled_grid(items: Sequence[dict], gap: int = 2) -> torch.Tensor:
-    """One row per item, columns ``infrared | visible | fused`` under a label strip.
-
-    ``items``: ``restore`` outputs. Returns ``[3, H_total, W_total]`` in ``[0, 1]`` (for ``write_image``).
-    """
+def labelled_grid(items: Sequence[dict]) -> torch.Tensor:
+    """One row per item, columns ``infrared | visible | fused`` under a label strip, small images
+    enlarged (``restoration.grid``). ``items``: ``restore`` outputs. Returns ``[3, H, W]`` in ``[0, 1]``."""
     if not items:
         raise ValueError("no items to draw")
-    rows = []
-    width = None
-    for item in items:
-        cols = [t.expand(3, -1, -1) if t.shape[0] == 1 else t for t in (item["ir"], item["vi"], item["fused"])]
-        h = cols[0].shape[1]
-        sep = torch.ones(3, h, gap)
-        row = torch.cat([cols[0], sep, cols[1], sep, cols[2]], dim=2)
-        width = row.shape[2] if width is None else width
-        if row.shape[2] != width:  # pad narrower rows on the right
-            row = torch.cat([row, torch.zeros(3, h, width - row.shape[2])], 2) if row.shape[2] < width else row[..., :width]
-        rows.append(row)
-    w_col = items[0]["ir"].shape[2]
-    header = np.concatenate([_label(w_col, "infrared"), np.full((16, gap, 3), 255, np.uint8),
-                             _label(w_col, "visible"), np.full((16, gap, 3), 255, np.uint8),
-                             _label(w_col, "fused")], axis=1)
-    head = torch.from_numpy(header).permute(2, 0, 1).float() / 255.0
-    head = head[..., :width] if head.shape[2] >= width else torch.cat([head, torch.zeros(3, 16, width - head.shape[2])], 2)
-    body = []
-    for row in rows:
-        body += [row, torch.ones(3, gap, width)]
-    return torch.cat([head] + body[:-1], dim=1).clamp(0, 1)
+    return grid.labelled_grid([[it["ir"], it["vi"], it["fused"]] for it in items], ("infrared", "visible", "fused"))

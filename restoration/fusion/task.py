@@ -159,6 +159,7 @@ class FusionTask(Task):
     default_method = "darts2"
     metrics = {name: ("min" if name == "mse" else "max") for name in METRIC_NAMES}
     select = "qabf"
+    cell_titles = {"scale1": "full-resolution branch", "scale2": "1/2-scale branch", "scale4": "1/4-scale branch"}
     data_help = ("registered infrared/visible pairs with identical file names: DIR/{ir,vi} (TarDAL, M3FD), "
                  "DIR/{infrared,visible}, DIR/{Inf,Vis}, optionally under DIR/{train,val,test}/; 8- or 16-bit; "
                  "infrared gray, visible RGB (fused on Y, colour put back) or gray; validation is DIR/val or a "

@@ -13,7 +13,9 @@ Edges ``e0, e2, e4`` are the distilled branches, ``e1, e3, e5`` the remaining (r
 ``e6`` the last refinement. ``RUASSearchCell`` puts a ``nas.mixed_op.MixedOp`` over
 ``RUAS_PRIMITIVES`` on every edge (``forward(x, weights)`` with ``weights`` ``[7, n_ops]``, rows
 already softmax-normalised); ``RUASCell`` has one named op per edge (``forward(x)``). Both map
-``[N, C, H, W] -> [N, C, H, W]``.
+``[N, C, H, W] -> [N, C, H, W]``. The node loop is ``nas.chain.chain_forward`` (the chain cells of the
+other restoration spaces run it too) over the wiring ``EDGES`` / ``EDGE_RESIDUAL`` / ``CONCAT``; the
+modules (and so their initialisation and state-dict names) are RUAS's.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from nas.chain import chain_forward
 from nas.mixed_op import MixedOp
 from restoration.lowlight.ops import RUAS_OPS, RUAS_PRIMITIVES, ruas_conv
 
@@ -30,6 +33,11 @@ __all__ = ["NUM_EDGES", "RUASCell", "RUASSearchCell", "check_op_names"]
 
 NUM_EDGES = 7
 NEGATIVE_SLOPE = 0.05
+#: The block as a ``nas.chain`` chain: node read by each edge, residual edges, fused nodes
+#: (node 0 = x, node 1 = d1, 2 = r1, 3 = d2, 4 = r2, 5 = d3, 6 = r3, 7 = d4).
+EDGES: tuple[int, ...] = (0, 0, 2, 2, 4, 4, 6)
+EDGE_RESIDUAL: tuple[bool, ...] = (False, True, False, True, False, True, False)
+CONCAT: tuple[int, ...] = (1, 3, 5, 7)
 
 
 def check_op_names(ops: Sequence[str], what: str = "cell") -> list[str]:
@@ -49,12 +57,8 @@ def _distill(
     act: nn.Module,
     fuse: nn.Module,
 ) -> torch.Tensor:
-    """The shared topology; ``edge(k, h)`` applies edge ``k`` to ``h``."""
-    d1, r1 = act(edge(0, x)), act(edge(1, x) + x)
-    d2, r2 = act(edge(2, r1)), act(edge(3, r1) + r1)
-    d3, r3 = act(edge(4, r2)), act(edge(5, r2) + r2)
-    d4 = act(edge(6, r3))
-    return fuse(torch.cat([d1, d2, d3, d4], dim=1))
+    """The distillation topology as a ``nas.chain`` chain; ``edge(k, h)`` applies edge ``k`` to ``h``."""
+    return chain_forward(x, edge, EDGES, CONCAT, fuse, EDGE_RESIDUAL, act)
 
 
 class RUASSearchCell(nn.Module):

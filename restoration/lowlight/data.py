@@ -5,7 +5,10 @@ augmented for search and training.
   and flips that depend only on ``(seed, epoch, index)``; ``set_epoch`` draws new ones.
 * ``open_folder``: a ``PairedFolder`` when the folder holds a pair layout for the split, else an
   ``UnpairedFolder`` (no references: unsupervised search/training and no reference metrics).
-* ``search_sets`` / ``train_sets`` / ``test_set``: what the task hands to the commands.
+* ``search_sets`` / ``train_sets`` / ``test_set``: what the task hands to the commands. Every file
+  of a folder they read (the whole training split, held-out validation images included, a ``val``
+  folder, the test split) is checked from its header before the first step: readable, paired sizes,
+  gray/RGB(A), not smaller than the crop; the first problem is a one-line ``DataError`` naming it.
 
 Items are dicts ``{"input": [3, H, W], "target": [3, H, W] (paired data only), "name": str,
 "size": LongTensor [2]}`` with values in ``[0, 1]``.
@@ -16,7 +19,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -24,17 +26,12 @@ from datasets import DataError, PairedFolder, SyntheticLowLight, UnpairedFolder
 from datasets.paired import PAIR_DIRS, SPLIT_DIRS
 from datasets.splits import split_train_val
 from datasets.synthetic_lowlight import DEFAULT_SIZE
-from datasets.transforms import as_hw, paired_random_crop, paired_random_flip
+from datasets.transforms import as_hw, item_generator, paired_random_crop, paired_random_flip
 
 __all__ = ["AugmentedView", "has_pairs", "is_paired", "open_folder", "search_sets", "train_sets", "test_set"]
 
 #: Seed of the embedded synthetic data (its content never depends on the run's seed).
 SYNTHETIC_SEED = 0
-
-
-def _generator(seed: int, epoch: int, index: int) -> torch.Generator:
-    state = np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0]
-    return torch.Generator().manual_seed(int(state))
 
 
 class AugmentedView(Dataset):
@@ -65,7 +62,7 @@ class AugmentedView(Dataset):
         item = dict(self.base[self.indices[index]])
         x = item["input"]
         y = item.get("target")
-        gen = _generator(self.seed, self.epoch, self.indices[index])
+        gen = item_generator(self.seed, self.epoch, self.indices[index])
         if self.crop is not None:
             h, w = self.crop
             if h > x.shape[-2] or w > x.shape[-1]:
@@ -81,6 +78,18 @@ class AugmentedView(Dataset):
             item["target"] = y.contiguous()
         item["size"] = torch.tensor(x.shape[-2:])
         return item
+
+
+def _check_crop(base: Dataset, sizes: Sequence[tuple[int, int]], crop: Any) -> None:
+    """A one-line ``DataError`` naming the first training image smaller than the crop (before step 1)."""
+    if crop is None:
+        return
+    h, w = as_hw(crop)
+    for index, (H, W) in enumerate(sizes):
+        if h > H or w > W:
+            path = base.pairs[index][0] if hasattr(base, "pairs") else base.files[index]  # type: ignore[attr-defined]
+            raise DataError(f"image '{path}' ({H}x{W}) is smaller than the crop {h}x{w}; use a smaller --crop "
+                            "or remove the image")
 
 
 def has_pairs(root: Path, split: Optional[str]) -> bool:
@@ -129,9 +138,12 @@ class _Folder:
     def __init__(self, s: Any) -> None:
         root = Path(s.data)
         self.base = open_folder(str(root), "train")
+        self.sizes = self.base.verify(progress=True)  # type: ignore[attr-defined]  # every file, before step 1
+        _check_crop(self.base, self.sizes, s.crop)
         n = len(self.base)  # type: ignore[arg-type]
         if (root / "val").is_dir():
             val = open_folder(str(root / "val"), "val", s.pad_multiple)
+            val.verify(progress=True)  # type: ignore[attr-defined]
             names = ({a.name for a, _ in val.pairs} if hasattr(val, "pairs")  # type: ignore[attr-defined]
                      else {Path(f).name for f in val.files})  # type: ignore[attr-defined]
             test = _test_files(root)
@@ -215,4 +227,6 @@ def test_set(data: Optional[str], s: Any) -> Dataset:
     """The folder ``data`` (its test split, or the folder itself) or the synthetic test split."""
     if data is None:
         return SyntheticLowLight("test", seed=SYNTHETIC_SEED)
-    return open_folder(data, "test", s.pad_multiple)
+    dataset = open_folder(data, "test", s.pad_multiple)
+    dataset.verify(progress=True)  # type: ignore[attr-defined]  # every file, before the first image is run
+    return dataset

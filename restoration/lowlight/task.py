@@ -41,6 +41,8 @@ from restoration.lowlight.model import RUASNet, RUASSearch
 from restoration.lowlight.ops import RUAS_PRIMITIVES
 from restoration.lowlight.settings import ARCH_BETAS, RECIPES, LowLightSettings, add_task_arguments
 from restoration.metrics import psnr, ssim
+from restoration.gray import keep_gray
+from restoration.grid import labelled_grid
 from restoration.predictions import PredictionFolder
 from tasks import SearchResult, SearchSetup, Task, TrainGroup, TrainSetup
 
@@ -77,6 +79,15 @@ def _require_pairs_if_supervised(dataset: Dataset, s: LowLightSettings) -> None:
                         "drop --supervised or use a paired folder")
 
 
+def _objective(s: LowLightSettings, paired: bool) -> str:
+    """What the losses are, in words, and why (for the search and training notes)."""
+    if s.supervised is True or (s.supervised == "auto" and paired):
+        return f"L1 to the reference + {s.unsupervised_weight:g} x RUAS's losses (IEM + NRM)"
+    if not paired:
+        return "RUAS's losses (IEM + NRM) only: the data has no reference images, so it is unsupervised"
+    return "RUAS's losses (IEM + NRM), unsupervised (the references are not used: --supervised adds L1 to them)"
+
+
 def _frozen(*dicts: dict[str, Tensor]) -> dict[str, Tensor]:
     """Detached views sharing storage: they follow the owning optimizer, no gradient flows in."""
     return {k: v.detach() for d in dicts for k, v in d.items()}
@@ -95,6 +106,8 @@ class LowLightTask(Task):
     default_method = "darts2"
     metrics = {"psnr": "max", "ssim": "max"}
     select = "psnr"
+    cell_titles = {"iem": "illumination estimation (IEM), each stage: illumination t, enhanced u = input / t",
+                   "nrm": "noise removal (NRM): denoises the enhanced u"}
     data_help = ("low-light pairs: LOL (DIR/our485/{low,high}, DIR/eval15/{low,high}), DIR/{low,high}, "
                  "DIR/{input,expert} or split folders DIR/{train,val,test}/...; validation is DIR/val or a "
                  "seeded slice of the training split, never the test files; a folder of images without "
@@ -102,6 +115,7 @@ class LowLightTask(Task):
 
     def __init__(self) -> None:
         self._references = True  # whether the last test_data had references (evaluation_note)
+        self._val_scored = True  # whether the last train_data's validation set can be scored (training_note)
         self.split_note = ""
         self.split: dict[str, Any] = {}
 
@@ -110,8 +124,9 @@ class LowLightTask(Task):
 
     # -- search ----------------------------------------------------------------------------
     def search_data(self, s: LowLightSettings) -> tuple[Dataset, Dataset]:
-        lower, upper, self.split_note = lldata.search_sets(s)
+        lower, upper, note = lldata.search_sets(s)
         _require_pairs_if_supervised(lower, s)
+        self.split_note = f"{note}\nobjective: {_objective(s, lldata.is_paired(lower))}"
         return lower, upper
 
     def build_search(self, s: LowLightSettings, device: torch.device) -> SearchSetup:
@@ -164,20 +179,21 @@ class LowLightTask(Task):
     def train_data(self, s: LowLightSettings) -> tuple[Dataset, Dataset | None]:
         train, val, self.split_note, self.split = lldata.train_sets(s)
         _require_pairs_if_supervised(train, s)
+        self._val_scored = val is not None and lldata.is_paired(val)
         return train, val
 
     def training_note(self, s: LowLightSettings, train_set: Dataset) -> str:
-        supervised = s.supervised is True or (s.supervised == "auto" and lldata.is_paired(train_set))
         if s.train_optimizer == "sgd":
             what = (f"IEM weights on the IEM loss every step, NRM weights on the NRM loss every {s.nrm_every} steps "
                     "(SGD)")
         else:
-            what = "all weights on IEM + NRM losses (Adam)"
-        if supervised:
-            what += f", plus L1 to the reference (RUAS losses weighted {s.unsupervised_weight})"
+            what = "all weights (Adam)"
+        if self._val_scored:
+            select = "model selected on validation psnr"
         else:
-            what += ", unsupervised (RUAS's losses only)"
-        return f"optimising: {what}; model selected on validation psnr\n{self.split_note}"
+            select = ("model: the last epoch's (the validation images have no references: no psnr can select "
+                      "a model)")
+        return f"optimising: {what} on {_objective(s, lldata.is_paired(train_set))}; {select}\n{self.split_note}"
 
     def check_genotype(self, genotype: Any, source: str = "") -> None:
         super().check_genotype(genotype, source)
@@ -222,7 +238,7 @@ class LowLightTask(Task):
         """Per item: ``name``, ``input``, ``output`` (clamped to [0, 1]) and ``target`` if any,
         each ``[3, H, W]`` cropped back to the item's ``size`` (undoing any padding)."""
         x = batch["input"]
-        out = network(x)[getattr(network, "output_key", "out")].clamp(0.0, 1.0)
+        out = keep_gray(x, network(x)[getattr(network, "output_key", "out")]).clamp(0.0, 1.0)  # no cast on gray
         names = batch.get("name", [f"{i:04d}.png" for i in range(x.shape[0])])
         sizes = batch.get("size", torch.tensor([x.shape[-2:]] * x.shape[0]))
         items = []
@@ -277,8 +293,7 @@ class LowLightTask(Task):
         network.eval()
         items = self.enhance(network, {k: (v[:4] if isinstance(v, (Tensor, list)) else v) for k, v in batch.items()})
         network.train(was_training)
-        same = len({tuple(i["input"].shape) for i in items}) == 1
-        return _grid(items if same else items[:1])
+        return _grid(items)
 
     def evaluation_note(self) -> str:
         if not self._references:
@@ -289,10 +304,8 @@ class LowLightTask(Task):
 
 
 def _grid(items: list[dict[str, Any]]) -> Tensor:
-    """Rows ``input | output | reference`` (reference omitted without one): ``[3, H', W']``."""
-    cols = 3 if all("target" in i for i in items) else 2
-    tiles = []
-    for item in items:
-        tiles += [item["input"], item["output"]] + ([item["target"]] if cols == 3 else [])
-    from torchvision.utils import make_grid  # deferred: importing torchvision takes seconds
-    return make_grid([t.detach().float().cpu().clamp(0, 1) for t in tiles], nrow=cols, padding=2, pad_value=1.0)
+    """Rows ``input | enhanced | reference`` (reference omitted without one), labelled: ``[3, H', W']``."""
+    paired = all("target" in i for i in items)
+    keys = ("input", "output", "target") if paired else ("input", "output")
+    labels = ("low-light input", "enhanced", "reference")[:len(keys)]
+    return labelled_grid([[item[k] for k in keys] for item in items], labels)

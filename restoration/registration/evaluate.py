@@ -16,6 +16,7 @@ matplotlib's ``coolwarm`` over ``[0, 2]``, white = 1; det <= 0 black), all in ``
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Mapping
 
@@ -90,14 +91,12 @@ def visuals(result: Mapping) -> dict[str, torch.Tensor]:
 
 def save_outputs(result: Mapping, out_dir: str | Path) -> list[Path]:
     """Write the pictures and ``fields/NAME.npy``; returns the written paths."""
+    from datasets.atomic import atomic_write_bytes
     from datasets.io import write_image
 
     out, name = Path(out_dir), str(result["name"])
     paths = [write_image(out / kind / f"{name}.png", pic) for kind, pic in visuals(result).items()]
-    field_path = out / "fields" / f"{name}.npy"
-    field_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = field_path.with_name(f".{field_path.name}.tmp")
-    with open(tmp, "wb") as f:
-        np.save(f, result["flow"].numpy().astype(np.float32))
-    tmp.replace(field_path)
+    buf = io.BytesIO()
+    np.save(buf, result["flow"].numpy().astype(np.float32))
+    field_path = atomic_write_bytes(out / "fields" / f"{name}.npy", buf.getvalue(), parents=True)
     return paths + [field_path]

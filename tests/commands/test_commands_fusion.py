@@ -74,7 +74,8 @@ def test_evaluate_saves_images_and_predictions_score_the_same(runs, folder, tmp_
     grids = sorted((out / "images" / "grid").glob("*.png"))
     assert len(fused) == 2 and len(grids) == 2
     grid = cv2.imread(str(grids[0]))
-    assert grid.shape[1] == 3 * 32 + 2 * 2 and grid.shape[0] > 32  # infrared | visible | fused under labels
+    # infrared | visible | fused under labels, the 32 px images enlarged 6x to a readable 192 px
+    assert grid.shape[:2] == (22 + 6 * 32, 3 * 6 * 32 + 2 * 4)
     task = get_task("fusion")
     s = task.Settings.from_dict(torch.load(T / "model.pt", weights_only=True)["config"])
     rows = task.score_predictions(str(out / "images"), str(folder), s)

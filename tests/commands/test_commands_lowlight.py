@@ -76,3 +76,49 @@ def test_grayscale_images_are_expanded(model, tmp_path):
     out = tmp_path / "E"
     assert run(evaluate_main, ["--checkpoint", str(model), "--data", str(data), "--out", str(out)]) == 0
     assert json.loads((out / "metrics.json").read_text())["count"] == 2
+
+
+def _training_folder(tmp_path, problem):
+    """A LOL training folder of 4 pairs with one bad file: the pair the validation slice holds out
+    (seed 0), so that only a check of every file finds it before the first step."""
+    root = tmp_path / "D"
+    write_lol_folder(root, count=4, size=24, subset="our485")
+    names = sorted(p.name for p in (root / "our485" / "low").iterdir())
+    held_out = names[2]  # split_train_val(4, 0.1, seed 0) holds out index 2
+    bad = root / "our485" / ("high" if problem == "sizes" else "low") / held_out
+    if problem == "sizes":
+        cv2.imwrite(str(bad), np.zeros((20, 24, 3), np.uint8))
+    else:  # a truncated PNG: its header is fine, its pixels are not
+        bad.write_bytes(bad.read_bytes()[:60])
+    return root, held_out
+
+
+@pytest.mark.parametrize("problem", ["sizes", "truncated"])
+@pytest.mark.parametrize("command", ["search", "train"])
+def test_every_file_is_checked_before_the_first_step_and_a_failed_start_leaves_no_folder(
+        model, tmp_path, capsys, problem, command):
+    data, name = _training_folder(tmp_path, problem)
+    out = tmp_path / "R"
+    argv = [*FAST, "--data", str(data), "--batch-size", "8", "--max-steps", "1", "--out", str(out)]
+    if command == "train":
+        argv += ["--genotype", "restoration/lowlight/ruas_reference.json"]
+    capsys.readouterr()
+    code = run(search_main if command == "search" else train_main, argv)
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    # the file's error, not the batch size's; one line, no progress bar of a step before it
+    assert code == 2 and err.startswith("error: ") and "\n" not in err and name in err, err
+    assert "steps/epoch" not in captured.out
+    assert not out.exists()
+
+
+def test_unpaired_training_says_what_it_optimises_and_what_selects_the_model(model, tmp_path, capsys):
+    data = lol(tmp_path, count=4)
+    low = data / "low"
+    out = tmp_path / "T"
+    capsys.readouterr()
+    assert run(train_main, [*FAST, "--data", str(low), "--genotype", "restoration/lowlight/ruas_reference.json",
+                            "--max-steps", "1", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "RUAS's losses (IEM + NRM) only: the data has no reference images, so it is unsupervised" in text
+    assert "model: the last epoch's" in text and "-inf" not in text and "model selected on" not in text

@@ -46,7 +46,7 @@ def test_evaluate_writes_metrics_per_label_dice_and_pictures(model, tmp_path, ca
 
 def test_search_cells_gives_genotype_and_weights_then_trains(tmp_path, monkeypatch):
     # the genotype picture is nas.plot's (tested there); drawing it here would only cost time
-    monkeypatch.setattr("commands.search.plot_genotype", lambda genotype, path: False)
+    monkeypatch.setattr("commands.search.plot_genotype", lambda genotype, path, titles=None: False)
     S, T = tmp_path / "S", tmp_path / "T"
     assert run(search_main, [*TINY, "--search-cells", "--jacobian-weight", "0.5", "--max-steps", "1",
                              "--out", str(S)]) == 0

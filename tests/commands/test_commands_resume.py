@@ -116,11 +116,12 @@ def test_lower_optimizer_adam_with_darts2_is_a_one_line_error(tmp_path, capsys):
     err = capsys.readouterr().err
     (line,) = [x for x in err.splitlines() if "error" in x]
     assert code == 2 and line.startswith("error: ") and "torch.optim.SGD" in line and "--method darts1" in line
+    assert not (tmp_path / "R").exists()  # a start that fails at its first step leaves no folder behind
 
 
 def test_run_files_follow_the_umask_and_evaluate_does_not_offer_resume(tmp_path):
     from commands.errors import UserError
-    from commands.runs import prepare_folder, write_json
+    from commands.runs import check_folder, write_json
 
     from datasets.io import write_image
     from nas.genotype import Genotype
@@ -141,5 +142,5 @@ def test_run_files_follow_the_umask_and_evaluate_does_not_offer_resume(tmp_path)
         for name in ("a.png", "g.json", "g.png"):
             (tmp_path / name).unlink()
     with pytest.raises(UserError) as info:
-        prepare_folder(tmp_path, resume=False, force=False, marker="", can_resume=False)
+        check_folder(tmp_path, resume=False, force=False, can_resume=False)
     assert "--resume" not in str(info.value) and "--force" in str(info.value)

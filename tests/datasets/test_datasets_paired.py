@@ -95,3 +95,27 @@ def test_unpaired_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="empty"):
         UnpairedFolder(tmp_path / "empty")
+
+
+def test_verify_checks_every_pair_from_headers_and_names_the_file(tmp_path):
+    import cv2
+
+    from datasets.io import probe_image
+
+    for i in range(3):
+        for d in ("low", "high"):
+            (tmp_path / d).mkdir(exist_ok=True)
+            cv2.imwrite(str(tmp_path / d / f"{i}.png"), np.full((12, 16, 3), 40 * i, np.uint8))
+    folder = PairedFolder(tmp_path)
+    assert folder.verify() == [(12, 16)] * 3 and probe_image(tmp_path / "low" / "0.png") == (12, 16, 3)
+    cv2.imwrite(str(tmp_path / "high" / "1.png"), np.zeros((10, 16), np.uint8))
+    with pytest.raises(DataError, match=r"1\.png' is 12x16 but .*1\.png' is 10x16"):
+        folder.verify()
+    cv2.imwrite(str(tmp_path / "high" / "1.png"), np.zeros((12, 16), np.uint8))  # gray partner: fine
+    folder.verify()
+    png = tmp_path / "low" / "2.png"
+    png.write_bytes(png.read_bytes()[:50])  # header intact, pixel data cut
+    with pytest.raises(DataError, match=r"2\.png.*truncated"):
+        folder.verify()
+    with pytest.raises(DataError, match=r"2\.png"):
+        UnpairedFolder(tmp_path / "low").verify()

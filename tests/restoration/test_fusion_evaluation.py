@@ -60,9 +60,11 @@ def test_score_predictions_matches_by_stem_and_reports_missing(tmp_path):
 def test_labelled_grid_layout():
     items = restore(MaxFuse(), _batch())
     grid = labelled_grid(items[:1])
-    assert grid.shape == (3, 16 + 12, 3 * 14 + 2 * 2)
-    assert grid[:, :16].max() > 0.5  # label text drawn
-    assert torch.equal(grid[:, 16:, :14], items[0]["ir"].expand(3, -1, -1))
-    assert torch.equal(grid[:, 16:, -14:], items[0]["fused"])
+    k = 14  # 12 x 14 px tiles enlarged 14x (largest side to 196 px >= 192), under a 22 px label strip
+    assert grid.shape == (3, 22 + 12 * k, 3 * 14 * k + 2 * 4)
+    assert grid[:, :22].min() < 0.5  # label text drawn on the white strip
+    up = lambda t: t.expand(3, -1, -1).repeat_interleave(k, 1).repeat_interleave(k, 2)  # noqa: E731
+    assert torch.equal(grid[:, 22:22 + 12 * k, :14 * k], up(items[0]["ir"]))
+    assert torch.equal(grid[:, 22:22 + 12 * k, -14 * k:], up(items[0]["fused"]))
     two = labelled_grid(items)
-    assert two.shape[1] == 16 + 12 + 2 + 10 and two.shape[2] == 46
+    assert two.shape == (3, 22 + 2 * 12 * k + 4, 3 * 14 * k + 8)  # the 10 x 9 item padded to 12 x 14

@@ -175,9 +175,10 @@ def test_evaluate_batch_and_save_outputs(tmp_path):
     assert records[0]["name"] == "img0.png" and isinstance(records[0]["psnr"], float)
     task.save_outputs(outputs, batch, str(tmp_path))
     assert read_image(tmp_path / "img0.png").shape == (3, 16, 16)
-    assert read_image(tmp_path / "img1_grid.png").shape == (3, 16 + 4, 3 * 16 + 8)
+    side = 16 * 12  # 16 px tiles enlarged 12x to a readable 192 px (restoration.grid), under a label strip
+    assert read_image(tmp_path / "img1_grid.png").shape == (3, 22 + side, 3 * side + 8)
     grid = task.samples(net, batch)
-    assert grid.shape == (3, 2 * 16 + 6, 3 * 16 + 8) and 0 <= grid.min() and grid.max() <= 1
+    assert grid.shape == (3, 22 + 2 * side + 4, 3 * side + 8) and 0 <= grid.min() and grid.max() <= 1
     assert "full resolution" in task.evaluation_note()
 
 
