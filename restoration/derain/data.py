@@ -28,7 +28,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -37,7 +36,7 @@ from datasets.derain_video import DerainVideo, find_videos
 from datasets.errors import DataError
 from datasets.splits import split_train_val
 from datasets.synthetic_rain import SyntheticRain, SyntheticRainVideo
-from datasets.transforms import as_hw
+from datasets.transforms import as_hw, item_generator
 
 __all__ = ["DerainView", "SETTINGS_DEFAULTS", "is_video_folder", "open_folder", "restrict_to_window", "search_sets",
            "train_sets", "test_set"]
@@ -80,8 +79,7 @@ class DerainView(Dataset):
     def __getitem__(self, index: int) -> dict:
         i = self.indices[index]
         item = dict(self.base[i])
-        state = np.random.SeedSequence([self.seed, self.epoch, i]).generate_state(1)[0]
-        gen = torch.Generator().manual_seed(int(state))
+        gen = item_generator(self.seed, self.epoch, i)
         H, W = item["input"].shape[-2:]
         if self.crop is not None:
             h, w = self.crop

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from typing import Iterator, Optional, Sequence
 
-import cv2
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from restoration import grid
 from restoration.derain.model import network_input
+from restoration.gray import keep_gray
 from restoration.metrics import Y_MATLAB, psnr, psnr_y, ssim, ssim_y
 from restoration.predictions import PredictionFolder
 from restoration.tiling import run_padded, run_tiled
@@ -54,7 +54,7 @@ def restore(network: nn.Module, batch: dict, tile: Optional[int] = None, overlap
         out = run_tiled(fn, x, tile, overlap, multiple) if tile else run_padded(fn, x, multiple)
     finally:
         network.train(was_training)
-    out = out.clamp(0.0, 1.0)
+    out = keep_gray(batch["input"], out.clamp(0.0, 1.0))  # a gray input comes out gray
     items = []
     for i, name in enumerate(batch["name"]):
         h, w = (int(v) for v in batch["size"][i])
@@ -80,21 +80,7 @@ def match_predictions(pred_dir: str, dataset: Dataset) -> Iterator[tuple[str, to
 
 def labelled_grid(items: Sequence[dict], keys: Sequence[str] = ("input", "output", "target"),
                   labels: Sequence[str] = ("rainy", "derained", "clean")) -> torch.Tensor:
-    """One row per item (its ``keys`` side by side) under a header naming the columns.
-
-    Items as ``restore`` returns (equal sizes within an item; rows are padded to the widest).
-    Returns ``[3, H, W]`` in ``[0, 1]`` for ``datasets.io.write_image``.
-    """
-    tiles = []
-    H = max(int(it["output"].shape[-2]) for it in items)
-    W = max(int(it["output"].shape[-1]) for it in items)
-    for it in items:
-        for k in keys:
-            img = it.get(k, torch.zeros_like(it["output"])).detach().float().cpu()
-            tiles.append(torch.nn.functional.pad(img, (0, W - img.shape[-1], 0, H - img.shape[-2])))
-    from torchvision.utils import make_grid  # deferred: importing torchvision takes seconds
-    grid = make_grid(torch.stack(tiles), nrow=len(keys), padding=2, pad_value=1.0)
-    header = np.full((18, grid.shape[-1], 3), 255, np.uint8)
-    for j, text in enumerate(labels):
-        cv2.putText(header, text, (2 + j * (W + 2) + 2, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
-    return torch.cat([torch.from_numpy(header).permute(2, 0, 1).float() / 255.0, grid], dim=1)
+    """One row per item (its ``keys`` side by side; a missing one drawn black) under a header naming
+    the columns, small images enlarged (``restoration.grid.labelled_grid``); ``[3, H, W]`` in [0, 1]."""
+    rows = [[it.get(k, torch.zeros_like(it["output"])).detach().float().cpu() for k in keys] for it in items]
+    return grid.labelled_grid(rows, labels)
