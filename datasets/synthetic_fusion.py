@@ -1,19 +1,31 @@
-"""The embedded default fusion data: scikit-image photographs as the visible images and a synthetic
-thermal rendering of the same scene as the infrared images, so every command runs offline.
+"""The embedded default fusion data: night captures of scikit-image photographs as the visible images
+and a synthetic thermal rendering of the same scenes as the infrared images, so every command runs
+offline.
 
 Sources (disjoint across splits, no scene leaks): training ``astronaut``, ``rocket`` and both
 views of ``stereo_motorcycle``; validation ``chelsea``; test ``coffee`` (downscaled by 2, as in
 ``datasets.synthetic_lowlight``).
 
 Rendering of item ``i`` (its own generator seeded with ``(seed, split, i)``), on a random crop ``x``
-(RGB in ``[0, 1]``) with luminance ``l``:
+(RGB in ``[0, 1]``, a daylight photograph) with luminance ``l``, side ``s = max(h, w)``:
 
 * **infrared**: ``0.15 + 0.25 blur(l, s/12) + 0.08 y/h`` (coarse scene heat, little texture, ground
   warmer than sky) plus 2 to 4 warm objects, smooth ellipses of temperature ``U(0.45, 0.7)``; sensor
   noise: Gaussian (sigma 0.012) and a fixed column pattern (sigma 0.008);
-* **visible**: the photograph with the warm objects in shadow (``x (1 - 0.75 m)``, ``m`` the objects'
-  smooth mask), so that they are visible only in the infrared image, plus Gaussian noise
-  (sigma 0.004).
+* **visible**: the same scene captured AT NIGHT, as the visible images of TNO, M3FD, RoadScene and
+  MSRS often are. One light source (a street lamp) at a random point of the crop or up to a quarter
+  of it outside, falling off as a Gaussian of radius ``U(0.3, 0.7) s``, over a dim ambient light
+  (0.2 of the lamp's peak); the lamp's exposure ``k ~ U(0.4, 1.0)``. The warm objects are unlit
+  (the light on them times ``1 - 0.85 m``, ``m`` their smooth mask): dim silhouettes in the visible
+  image, bright only in the infrared one. The camera is the low-light sensor of
+  ``datasets.synthetic_lowlight`` (its gamma, colour cast and noise ranges)::
+
+      vi = clip(Poisson(a * L * c * x**g) / a + N(0, r**2)),  L = k (0.2 + 0.8 lamp) (1 - 0.85 m)
+
+  with tone gamma ``g ~ U(1.0, 1.6)``, colour cast ``c ~ U(0.92, 1.08)^3``, ``a ~ logU(200, 2000)``
+  photons per unit intensity (shot noise) and read noise ``r ~ U(0.002, 0.01)``. The result is dark
+  (mean about 0.1), noisy and lower in contrast, yet carries the scene's texture where light falls,
+  which the infrared image lacks; fusion has something to add from each source.
 
 Both are quantised to 8 bits, so a PNG round trip is exact.
 """
@@ -34,12 +46,17 @@ from datasets.synthetic_lowlight import SOURCES, _load_source
 from datasets.transforms import Size, as_hw
 
 __all__ = ["FUSION_SOURCES", "DEFAULT_FUSION_SIZE", "DEFAULT_FUSION_COUNT", "SyntheticFusion",
-           "render_thermal", "write_fusion_folder"]
+           "render_thermal", "night_capture", "write_fusion_folder"]
 
 FUSION_SOURCES: dict[str, tuple[str, ...]] = dict(SOURCES)
 DEFAULT_FUSION_SIZE: dict[str, int] = {"train": 64, "val": 96, "test": 96}
 DEFAULT_FUSION_COUNT: dict[str, int] = {"train": 48, "val": 6, "test": 6}
 _SPLIT_ID = {"train": 0, "val": 1, "test": 2}
+#: Night capture: range of the lamp's exposure, ambient light (share of the lamp's peak), light lost on
+#: the warm objects (see the module docstring).
+EXPOSURE = (0.4, 1.0)
+AMBIENT = 0.2
+UNLIT = 0.85
 
 
 def _q8(x: np.ndarray) -> np.ndarray:
@@ -47,7 +64,7 @@ def _q8(x: np.ndarray) -> np.ndarray:
 
 
 def render_thermal(rgb: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(infrared ``[h, w]``, visible ``[h, w, 3]``) from an RGB crop ``[h, w, 3]`` in ``[0, 1]``."""
+    """(infrared ``[h, w]``, visible night capture ``[h, w, 3]``) of an RGB crop ``[h, w, 3]`` in ``[0, 1]``."""
     h, w = rgb.shape[:2]
     lum = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
     s = max(h, w)
@@ -63,8 +80,25 @@ def render_thermal(rgb: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarra
         ir = ir + rng.uniform(0.45, 0.7) * blob * (1.0 - mask)
         mask = np.maximum(mask, blob)
     ir = ir + rng.normal(0.0, 0.012, (h, w)) + rng.normal(0.0, 0.008, (1, w))
-    vi = rgb * (1.0 - 0.75 * mask[:, :, None]) + rng.normal(0.0, 0.004, rgb.shape)
-    return _q8(ir), _q8(vi)
+    return _q8(ir), _q8(night_capture(rgb, mask, rng))
+
+
+def night_capture(rgb: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The visible camera's night capture ``[h, w, 3]`` of an RGB crop ``[h, w, 3]`` in ``[0, 1]``, the warm
+    objects' mask ``[h, w]`` unlit (see the module docstring)."""
+    h, w = rgb.shape[:2]
+    s = max(h, w)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    cy, cx = rng.uniform(-0.25, 1.25) * h, rng.uniform(-0.25, 1.25) * w
+    radius = rng.uniform(0.3, 0.7) * s
+    lamp = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2.0 * radius ** 2))
+    light = rng.uniform(EXPOSURE[0], EXPOSURE[1]) * (AMBIENT + (1.0 - AMBIENT) * lamp) * (1.0 - UNLIT * mask)
+    gamma = rng.uniform(1.0, 1.6)
+    cast = rng.uniform(0.92, 1.08, size=3)
+    photons = float(np.exp(rng.uniform(np.log(200.0), np.log(2000.0))))
+    read_sigma = rng.uniform(0.002, 0.01)
+    signal = light[:, :, None] * cast * np.power(rgb, gamma)
+    return (rng.poisson(signal * photons) / photons + rng.normal(0.0, read_sigma, rgb.shape)).astype(np.float32)
 
 
 class SyntheticFusion(Dataset):

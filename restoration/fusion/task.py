@@ -163,8 +163,8 @@ class FusionTask(Task):
     data_help = ("registered infrared/visible pairs with identical file names: DIR/{ir,vi} (TarDAL, M3FD), "
                  "DIR/{infrared,visible}, DIR/{Inf,Vis}, optionally under DIR/{train,val,test}/; 8- or 16-bit; "
                  "infrared gray, visible RGB (fused on Y, colour put back) or gray; validation is DIR/val or a "
-                 "seeded slice of the training pairs, never the test files; default: embedded photographs with a "
-                 "synthetic thermal rendering")
+                 "seeded slice of the training pairs, never the test files; default: embedded photographs rendered as a "
+                 "night capture (visible) and a synthetic thermal image (infrared)")
 
     def __init__(self) -> None:
         self.results = ("genotype", "hparams")

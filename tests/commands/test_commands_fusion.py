@@ -132,14 +132,15 @@ CLASSIC = ("en", "sd", "sf", "mi", "vif", "qabf", "scd", "ssim")
 
 @pytest.fixture(scope="module")
 def embedded_default(tmp_path_factory):
-    """search (one epoch of the default recipe) -> train (default recipe) -> evaluate on the embedded
-    test split: the fused scores and those of the sources and their pixel average (Y, colour put back)."""
+    """The issue's commands on the embedded default (search, train with the default recipe, evaluate on
+    the test split): the fused scores, and those of each source and of their pixel average (Y, colour put
+    back). About 3 to 5 minutes on one CPU thread."""
     from datasets.synthetic_fusion import SyntheticFusion
     from restoration.fusion.color import fuse_color
     from restoration.fusion.evaluation import score_item
 
     root = tmp_path_factory.mktemp("embedded")
-    assert run(search_main, ["--task", "fusion", "--device", "cpu", "--epochs", "1", "--out", str(root / "S")]) == 0
+    assert run(search_main, ["--task", "fusion", "--device", "cpu", "--out", str(root / "S")]) == 0
     assert run(train_main, ["--task", "fusion", "--device", "cpu", "--from", str(root / "S"), "--out", str(root / "T")]) == 0
     assert run(evaluate_main, ["--checkpoint", str(root / "T" / "model.pt"), "--out", str(root / "E")]) == 0
     ours = json.loads((root / "E" / "metrics.json").read_text())
@@ -156,23 +157,17 @@ def embedded_default(tmp_path_factory):
 
 
 def _wins(ours, baseline):
-    """Metrics where the fused image scores strictly higher; a baseline without a score (SCD of the visible
-    image itself is 0/0) counts as not beaten."""
+    """Metrics where the fused image scores strictly higher; a baseline without a score (SCD of either
+    source itself is 0/0) counts as not beaten."""
     return [n for n in CLASSIC if np.isfinite(baseline[n]) and ours[n] > baseline[n]]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("baseline", ["infrared", "average"])
-def test_fused_beats_infrared_and_average_on_5_of_8_classic_metrics(embedded_default, baseline):
+@pytest.mark.parametrize("baseline", ["infrared", "visible", "average"])
+def test_fused_beats_each_source_and_their_average_on_5_of_8_classic_metrics(embedded_default, baseline):
+    # Measured (README): EN, SD, SF, Qabf, SSIM against either source, all 8 against the average. MI and
+    # VIF stay below a copied source (it scores its own entropy, and VIF 1, against itself); SCD of a
+    # copied source is undefined.
     ours, base = embedded_default
     wins = _wins(ours, base[baseline])
     assert len(wins) >= 5, (baseline, wins, ours, base[baseline])
-
-
-@pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="the embedded visible image is a clean photograph that the reference-based "
-                   "metrics (MI, VIF, Qabf, SSIM) score highest when copied, and its EN, SD, SF exceed what the "
-                   "intensity/gradient/SSIM losses produce (even the pixel-wise max loses on them): measured 0 of 8")
-def test_fused_beats_the_visible_image_on_5_of_8_classic_metrics(embedded_default):
-    ours, base = embedded_default
-    assert len(_wins(ours, base["visible"])) >= 5

@@ -11,7 +11,8 @@ import torch
 from datasets.errors import DataError
 from datasets.fusion import FUSION_DIRS, FusionFolder
 from datasets.splits import split_train_val
-from datasets.synthetic_fusion import FUSION_SOURCES, SyntheticFusion, write_fusion_folder
+from datasets.synthetic_fusion import FUSION_SOURCES, SyntheticFusion, render_thermal, write_fusion_folder
+from datasets.synthetic_lowlight import _load_source
 
 RNG = np.random.default_rng(0)
 
@@ -138,9 +139,6 @@ def test_synthetic_fusion_deterministic_disjoint_and_written(tmp_path):
     assert torch.equal(x["ir"], y["ir"]) and torch.equal(x["vi"], y["vi"])
     assert x["ir"].shape == (1, 24, 24) and x["vi"].shape == (3, 24, 24)
     assert not torch.equal(a[0]["ir"], x["ir"])
-    # thermal rendering: smoother (less texture) than the visible image
-    dx = lambda t: (t[..., 1:] - t[..., :-1]).abs().mean()  # noqa: E731
-    assert dx(x["ir"]) < dx(x["vi"].mean(0))
     root = write_fusion_folder(tmp_path, "test", count=2, size=20, dirs=("Inf", "Vis"))
     folder = FusionFolder(root)
     folder.verify()
@@ -149,3 +147,22 @@ def test_synthetic_fusion_deterministic_disjoint_and_written(tmp_path):
     assert torch.allclose(folder[0]["ir"], orig[0]["ir"], atol=1e-6)
     with pytest.raises(DataError, match="already holds"):
         write_fusion_folder(tmp_path, "test", count=1, size=20, dirs=("Inf", "Vis"))
+
+
+def test_synthetic_rendering_is_a_night_capture_and_a_thermal_image():
+    """The visible image keeps the photograph's fine texture, darker (night) and with the warm objects
+    unlit; the infrared image has no fine scene texture and shows the warm objects bright."""
+    photo = np.ascontiguousarray(_load_source("chelsea")[40:104, 60:124])
+    gray = lambda a: a @ np.array([0.299, 0.587, 0.114], np.float32)  # noqa: E731
+    detail = lambda a: (a - cv2.GaussianBlur(a.astype(np.float32), (0, 0), 2)).ravel()  # noqa: E731
+    corr = lambda a, b: np.corrcoef(detail(a), detail(b))[0, 1]  # noqa: E731
+    lum = gray(photo)
+    ir, vi = render_thermal(photo, np.random.default_rng(0))
+    vis = gray(vi)
+    assert ir.shape == lum.shape and vi.shape == photo.shape
+    assert corr(vis, lum) > 0.5 and abs(corr(ir, lum)) < 0.2  # texture: the visible image's alone
+    assert vis.mean() < 0.4 * lum.mean()  # dark
+    warm = ir > ir.mean() + 2 * ir.std()
+    assert 0.02 < warm.mean() < 0.3 and ir[warm].mean() > ir[~warm].mean() + 0.3  # warm objects: bright in IR
+    lit = vis / np.maximum(lum, 1e-3)  # light reaching the visible camera, relative to the photograph
+    assert np.median(lit[warm]) < 0.5 * np.median(lit[~warm])  # ... and dim in the visible image
