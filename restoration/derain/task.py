@@ -39,7 +39,8 @@ from restoration.derain.losses import derain_loss
 from restoration.derain.model import DerainNet, DerainSearch, network_input
 from restoration.derain.settings import ARCH_BETAS, RECIPES, DerainSettings, add_task_arguments
 from restoration.ops import RESTORATION_PRIMITIVES
-from tasks import SearchResult, SearchSetup, Task, TrainGroup, TrainSetup
+from restoration.training import single_group_training
+from tasks import SearchResult, SearchSetup, Task, TrainSetup
 
 __all__ = ["DerainTask"]
 
@@ -145,13 +146,7 @@ class DerainTask(Task):
         return net
 
     def build_training(self, network: nn.Module, s: DerainSettings, steps_per_epoch: int) -> TrainSetup:
-        if s.train_optimizer == "adam":
-            opt = torch.optim.Adam(network.parameters(), lr=s.lr, weight_decay=s.weight_decay)
-        else:
-            opt = torch.optim.SGD(network.parameters(), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
-        schedulers = [] if s.lr_schedule == "constant" else [
-            torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=s.epochs, eta_min=s.lr_min)]
-        return TrainSetup([TrainGroup("weights", opt, loss="loss", grad_clip=s.grad_clip)], schedulers)
+        return single_group_training(network, s)
 
     def train_losses(self, network: nn.Module, batch: dict[str, Any], s: DerainSettings) -> dict[str, Tensor]:
         out = network(network_input(batch))["out"]

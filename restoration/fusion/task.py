@@ -61,7 +61,8 @@ from restoration.fusion.metrics import METRIC_NAMES, VIF_MIN_SIZE
 from restoration.fusion.model import CELL_NAMES, SPACE, FusionNet, FusionSearchNet, check_fusion_genotype
 from restoration.fusion.settings import ARCH_BETAS, RECIPES, FusionSettings, add_task_arguments
 from restoration.ops import RESTORATION_OPS
-from tasks import SearchResult, SearchSetup, Task, TrainGroup, TrainSetup
+from restoration.training import single_group_training
+from tasks import SearchResult, SearchSetup, Task, TrainSetup
 from tasks.results import HparamsError
 
 __all__ = ["FusionSearch", "FusionNetwork", "FusionTask", "VALIDATION_METRICS", "check_loss_weights", "sources"]
@@ -294,13 +295,7 @@ class FusionTask(Task):
         return net
 
     def build_training(self, network: nn.Module, s: FusionSettings, steps_per_epoch: int) -> TrainSetup:
-        if s.train_optimizer == "adam":
-            opt = torch.optim.Adam(network.parameters(), lr=s.lr, weight_decay=s.weight_decay)
-        else:
-            opt = torch.optim.SGD(network.parameters(), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
-        schedulers = [] if s.lr_schedule == "constant" else [
-            torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=s.epochs, eta_min=s.lr_min)]
-        return TrainSetup([TrainGroup("weights", opt, loss="loss", grad_clip=s.grad_clip)], schedulers)
+        return single_group_training(network, s)
 
     def train_losses(self, network: nn.Module, batch: dict[str, Any], s: FusionSettings) -> dict[str, Tensor]:
         ir, vi = sources(batch)
