@@ -10,7 +10,8 @@ subjects. The result is ``hparams.json`` ``{"smooth": lambda[, "jacobian": mu]}`
 themselves, not their logs), and ``genotype.json`` with ``--search-cells``.
 
 Training: the network (plain U-Net, or with the genotype's cells) with the searched weights fixed
-(kept as buffers of the network, so ``model.pt`` records them), Adam or SGD on the lower loss;
+(kept as buffers of the network, so ``model.pt`` records them), Adam or SGD on the lower loss
+(learning rate constant, or cosine per epoch to 0 at the last: ``lr_schedule``);
 the model is selected on validation Dice (fixed validation pairs, never test subjects).
 Evaluation: ``dice``, ``folding_pct``, ``jacobian_std`` per pair (``metrics.py``), per-label Dice
 and the unregistered Dice in ``per_image.csv``; ``--save-images`` writes, per pair,
@@ -31,6 +32,7 @@ from torch.utils.data import Dataset
 
 import bilevel
 from bilevel import Group, LowerLevel
+from restoration.grid import labelled_grid
 from restoration.registration import data as regdata
 from restoration.registration.evaluate import register, save_outputs, visuals
 from restoration.registration.genotype import CELL_NAMES, SPACE, check_genotype
@@ -138,9 +140,10 @@ class RegistrationTask(Task):
     results = ("hparams",)
     Settings = RegistrationSettings
     recipes = RECIPES
-    default_method = "neumann"
+    default_method = "cg"
     metrics = {"dice": "max", "folding_pct": "min", "jacobian_std": "min"}
     select = "dice"
+    cell_titles = {"coarse": "coarse level (the U-Net's bottleneck)", "fine": "fine level (full resolution)"}
     data_help = ("neurite-OASIS 2D (DIR/OASIS_OAS1_xxxx_MR1/slice_norm.nii.gz + slice_seg24.nii.gz) or 3D "
                  "(aligned_norm.nii.gz + aligned_seg35.nii.gz, --dims 3; NIfTI needs pip install -e .[registration]), "
                  "or DIR/*.npz with 'vol' and 'seg'; DIR/{train,val,test}/ or a seeded subject split; --atlas FILE "
@@ -248,7 +251,13 @@ class RegistrationTask(Task):
             opt = torch.optim.SGD(network.parameters(), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
         else:
             opt = torch.optim.Adam(network.parameters(), lr=s.lr, weight_decay=s.weight_decay)
-        return TrainSetup([TrainGroup("weights", opt, loss="loss", grad_clip=s.grad_clip)])
+        schedulers = []
+        if s.lr_schedule == "cosine":
+            steps = s.epochs * steps_per_epoch if s.max_steps is None else min(s.epochs * steps_per_epoch, s.max_steps)
+            epochs = max(1, math.ceil(steps / steps_per_epoch))  # the epochs the run takes (the last may be cut)
+            schedulers.append(torch.optim.lr_scheduler.LambdaLR(
+                opt, lambda e: 0.5 * (1.0 + math.cos(math.pi * min(e, epochs) / epochs))))
+        return TrainSetup([TrainGroup("weights", opt, loss="loss", grad_clip=s.grad_clip)], schedulers)
 
     def train_losses(self, network: nn.Module, batch: dict[str, Any], s: RegistrationSettings) -> dict[str, Tensor]:
         out = network(batch["moving"], batch["fixed"])
@@ -257,7 +266,8 @@ class RegistrationTask(Task):
     def training_note(self, s: RegistrationSettings, train_set: Dataset) -> str:
         weights = ", ".join(f"{k}={v:.4g}" for k, v in self._weights.items())
         kind = "sgd" if s.lower_optimizer == "sgd" else "adam"
-        return (f"optimising: network weights ({kind}) on {s.similarity} + smoothness [+ Jacobian] with the searched "
+        return (f"optimising: network weights ({kind}, lr {s.lr:g} {s.lr_schedule}) on {s.similarity} + smoothness "
+                f"[+ Jacobian] with the searched "
                 f"weights {weights}; model selected on validation dice\n{self.split_note}")
 
     # -- evaluate --------------------------------------------------------------------------
@@ -284,21 +294,19 @@ class RegistrationTask(Task):
             save_outputs(r, folder)
 
     def samples(self, network: nn.Module, batch: dict[str, Any]) -> Tensor | None:
-        """Rows ``moving | fixed | warped | deformed grid | det J`` for up to 4 pairs (3D: middle slice)."""
+        """Labelled rows ``moving | fixed | warped | deformation (a warped grid) | det J`` for up to 4 pairs
+        (3D: middle slice), small images enlarged (``restoration.grid``)."""
         was_training = network.training
         network.eval()
         small = {k: (v[:4] if isinstance(v, (Tensor, list)) else v) for k, v in batch.items()}
         results = register(network, small)
         network.train(was_training)
-        tiles = []
+        rows = []
         for r in results:
             pics = visuals(r)
             moving, fixed = visuals({**r, "warped": r["moving"]})["warped"], visuals({**r, "warped": r["fixed"]})["warped"]
-            tiles += [t.expand(3, -1, -1) for t in (moving, fixed, pics["warped"], pics["grid"])] + [pics["jacobian"]]
-        if len({tuple(t.shape) for t in tiles}) != 1:
-            return None
-        from torchvision.utils import make_grid  # deferred: importing torchvision takes seconds
-        return make_grid([t.float().clamp(0, 1) for t in tiles], nrow=5, padding=2, pad_value=1.0)
+            rows.append([moving, fixed, pics["warped"], pics["grid"], pics["jacobian"]])
+        return labelled_grid(rows, ("moving", "fixed", "warped", "deformation", "det J (blue<1<red)"))
 
     def evaluation_note(self) -> str:
         before = (f"; unregistered Dice of these pairs: {sum(self._unregistered) / len(self._unregistered):.4f}"

@@ -58,7 +58,7 @@ def test_search_cells_gives_genotype_and_weights_then_trains(tmp_path, monkeypat
 
 @pytest.mark.parametrize("method", ["darts1", "darts2", "cg"])
 def test_every_method_family_runs_a_step(tmp_path, method):
-    options = ["--option", "iters=2"] if method == "cg" else []  # neumann's alpha is no cg option
+    options = ["--option", "iters=2"] if method == "cg" else []  # fewer products than the recipe's 10
     assert run(search_main, [*TINY, "--method", method, *options, "--max-steps", "1", "--out", str(tmp_path)]) == 0
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["method"] == method

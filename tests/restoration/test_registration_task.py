@@ -28,9 +28,9 @@ def _batch(task, s):
 def test_recipe_options_stay_with_the_recipe_method_and_auto_optimizer():
     task = RegistrationTask()
     s = task.settings("search")
-    assert s.method == "neumann" and s.method_options == {"iters": 3, "alpha": 0.01}
-    assert s.replace({"method": "cg"}).method_options == {}
-    assert s.replace({"method": "cg", "method_options": {"iters": 7}}).method_options == {"iters": 7}
+    assert s.method == "cg" and s.method_options == {"iters": 10}
+    assert s.replace({"method": "neumann"}).method_options == {}
+    assert s.replace({"method": "neumann", "method_options": {"iters": 7}}).method_options == {"iters": 7}
     assert s.lower_optimizer_for("darts2") == "sgd" and s.lower_optimizer_for("cg") == "adam"
     assert s.replace({"lower_optimizer": "adam"}).lower_optimizer_for("darts2") == "adam"
 
@@ -71,6 +71,23 @@ def test_cells_and_jacobian_weight_join_the_one_upper_group_and_the_result():
     assert float(net.log_smooth) == pytest.approx(math.log(0.2)) and "log_jacobian" in net.state_dict()
 
 
+def test_cosine_schedule_reaches_zero_at_the_last_epoch_of_the_budget_and_constant_has_none():
+    task = RegistrationTask()
+    s = task.settings("train")
+    assert s.lr_schedule == "cosine" and task.settings("train", recipe="autoreg").lr_schedule == "constant"
+    net = torch.nn.Linear(2, 2)
+    s = s.replace({"lr": 0.01, "epochs": 100, "max_steps": 50})  # 10 steps/epoch: the budget ends in epoch 5
+    (sched,) = task.build_training(net, s, steps_per_epoch=10).schedulers
+    lrs = []
+    for _ in range(5):
+        lrs.append(sched.optimizer.param_groups[0]["lr"])
+        sched.optimizer.step()
+        sched.step()
+    assert lrs == pytest.approx([0.005 * (1 + math.cos(math.pi * e / 5)) for e in range(5)])
+    assert sched.optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    assert task.build_training(net, s.replace({"lr_schedule": "constant"}), steps_per_epoch=10).schedulers == []
+
+
 @pytest.mark.parametrize("hparams,match", [({"lambda": torch.tensor(0.1)}, "must be"),
                                            ({"smooth": torch.tensor(-1.0)}, "positive"),
                                            ({"smooth": torch.tensor([0.1, 0.2])}, "one positive number")])
@@ -83,38 +100,42 @@ def test_bad_hparams_are_refused(hparams, match):
 
 @pytest.mark.slow
 def test_search_and_train_on_the_embedded_2d_default(tmp_path):
-    """What search + train (default recipe) reach on the embedded 2D pairs, as measured.
+    """The default recipe end to end on the embedded 2D pairs (one thread: search about 5 min,
+    training about 3 min): search, retrain with the learned lambda, evaluate on the test split.
 
-    The issue asks for a test Dice gain >= 0.15 over the unregistered pairs and a learned lambda
-    that beats its start on validation Dice. Neither is met at this budget (800 training steps):
-    measured, the start lambda 1.0 gives test Dice 0.8381 (+0.142; best validation 0.8024) and the
-    searched lambda (0.0135) 0.8298 (+0.133; validation 0.8019); lambda 0.1 gives validation 0.8036,
-    test 0.8239. Validation Dice still rises at step 800, and the differences between lambdas are
-    smaller than those between checkpoints, so the budget, not lambda, limits Dice. Asserted here:
-    the search moves lambda, training registers (gain >= 0.12 with < 1 % folding), and the searched
-    lambda loses at most 0.01 validation Dice to its start value at the same budget.
+    Asserted, as the issue asks: the test Dice gain over the unregistered pairs is at least 0.15,
+    with under 1 % folding (measured: 0.8654 against 0.6964, +0.169, 0 % folding). Also: the
+    search moved lambda (measured: up to about 2.2 and back to 1.05), and its model is within 0.01
+    of the best validation Dice of the start value 1.0 with this recipe (0.8362, measured with
+    ``train.py --hparams`` on ``{"smooth": 1.0}``; the former neumann search lost 0.025 here).
+    Not asserted, because it is not met: a learned lambda that beats its start on validation Dice
+    (measured 0.8352 against 0.8362; the best fixed value of a sweep, 0.3, gains only 0.0034-0.005;
+    see the settings docstring and the README for why the hypergradient does not find it).
     """
+    import csv
+
     from commands.errors import run
     from commands.evaluate import main as evaluate_main
     from commands.search import main as search_main
     from commands.train import main as train_main
 
+    start_value, start_best_val = 1.0, 0.8362
+    assert RegistrationTask().settings("search").smooth_weight == start_value
     assert run(search_main, ["--task", "registration", "--out", str(tmp_path / "S")]) == 0
     learned = json.loads((tmp_path / "S" / "hparams.json").read_text())["smooth"]
-    start = RegistrationTask().settings("search").smooth_weight
-    assert abs(math.log(learned / start)) > 0.1
-    (tmp_path / "start.json").write_text(json.dumps({"smooth": start}))
+    with open(tmp_path / "S" / "metrics.csv") as f:
+        path = [float(row["hparam/smooth"]) for row in csv.DictReader(f)]
+    assert max(abs(math.log(v / start_value)) for v in path) > 0.1 and path[-1] == pytest.approx(learned, rel=1e-4)
     assert run(train_main, ["--task", "registration", "--from", str(tmp_path / "S"), "--out", str(tmp_path / "T")]) == 0
-    assert run(train_main, ["--task", "registration", "--hparams", str(tmp_path / "start.json"),
-                            "--out", str(tmp_path / "T0")]) == 0
-    best = lambda run_dir: torch.load(run_dir / "model.pt", weights_only=False)["best_metric"]
-    print(f"lambda start {start} -> learned {learned:.4g}; best validation Dice {best(tmp_path / 'T0'):.4f} "
-          f"(start) vs {best(tmp_path / 'T'):.4f} (learned)")
-    assert best(tmp_path / "T") >= best(tmp_path / "T0") - 0.01
+    best_val = torch.load(tmp_path / "T" / "model.pt", weights_only=False)["best_metric"]
     assert run(evaluate_main, ["--checkpoint", str(tmp_path / "T" / "model.pt"), "--out", str(tmp_path / "E")]) == 0
     metrics = json.loads((tmp_path / "E" / "metrics.json").read_text())
-    rows = (tmp_path / "E" / "per_image.csv").read_text().splitlines()
-    col = rows[0].split(",").index("dice_unregistered")
-    before = sum(float(r.split(",")[col]) for r in rows[1:]) / (len(rows) - 1)
-    print(f"test Dice {metrics['dice']:.4f} (unregistered {before:.4f}), folding {metrics['folding_pct']:.3f} %")
-    assert metrics["dice"] - before >= 0.12 and metrics["folding_pct"] < 1.0
+    with open(tmp_path / "E" / "per_image.csv") as f:
+        before = [float(row["dice_unregistered"]) for row in csv.DictReader(f)]
+    before = sum(before) / len(before)
+    print(f"lambda {start_value} -> {learned:.4g} (path {min(path):.3g}..{max(path):.3g}); best validation Dice "
+          f"{best_val:.4f} (start {start_best_val}); test Dice {metrics['dice']:.4f} (unregistered {before:.4f}, "
+          f"gain {metrics['dice'] - before:+.4f}), folding {metrics['folding_pct']:.3f} %")
+    assert metrics["count"] == 8 and before == pytest.approx(0.6964, abs=1e-3)
+    assert metrics["dice"] - before >= 0.15 and metrics["folding_pct"] < 1.0
+    assert best_val >= start_best_val - 0.01
