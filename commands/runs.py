@@ -7,7 +7,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -77,6 +77,17 @@ class RunFolder:
         self._remove_owned()
         if self.created and not any(self.path.iterdir()):
             self.path.rmdir()
+
+    def run_until_checkpoint(self, body: Callable[[], int]) -> int:
+        """``start`` the folder and run ``body``; if it fails before ``checkpoint.pt`` exists, ``abandon``
+        the start (a failed start leaves no folder behind) and re-raise."""
+        run_dir = self.start()
+        try:
+            return body()
+        except BaseException:
+            if not (run_dir / "checkpoint.pt").is_file():
+                self.abandon()
+            raise
 
     def _remove_owned(self) -> None:
         for name in self.owned:

@@ -170,13 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     device = device_of(args.device)
     args.threads_note = apply_threads(args.threads)  # before the data and network are built
     run = _Train(task, s, result, device, folder.path)  # every data file checked, network built: nothing written yet
-    run_dir = folder.start()
-    try:
-        return _run(run, args, task, s, device, ckpt)
-    except BaseException:
-        if not (run_dir / "checkpoint.pt").is_file():  # a failed start leaves no folder behind
-            folder.abandon()
-        raise
+    return folder.run_until_checkpoint(lambda: _run(run, args, task, s, device, ckpt))
 
 
 def _run(run: _Train, args: argparse.Namespace, task: Task, s: Settings, device: torch.device,
