@@ -31,3 +31,23 @@ def test_flag_values_and_apply(monkeypatch):
         assert apply_threads("auto") == "3 threads (auto)" and torch.get_num_threads() == 3
     finally:
         torch.set_num_threads(before)
+
+
+def test_runnable_now_reads_the_running_field_less_this_thread(tmp_path):
+    from commands.threads import runnable_now
+    f = tmp_path / "loadavg"
+    f.write_text("0.10 0.20 0.30 3/120 999\n")
+    assert runnable_now(str(f), reads=3, pause=0.0) == 2
+    f.write_text("garbage\n")
+    assert runnable_now(str(f)) is None
+    assert runnable_now(str(tmp_path / "missing")) is None
+
+
+def test_auto_counts_a_job_started_seconds_ago(monkeypatch):
+    """The 1-minute load average is still 0 seconds after a job starts; the running count is not."""
+    import commands.threads as th
+    monkeypatch.setattr(th.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    monkeypatch.setattr(th, "runnable_now", lambda *a, **k: 2)
+    assert th.auto_threads(cores=2) == 1
+    monkeypatch.setattr(th, "runnable_now", lambda *a, **k: 0)
+    assert th.auto_threads(cores=2) == 2
