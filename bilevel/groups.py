@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import torch
 
-from .loop import BilevelLoop
+from .loop import BilevelLoop, Reduce
 from .problem import BilevelProblem
 
 Hook = Callable[["GroupedLoop", dict[str, Any]], None]
@@ -68,6 +68,8 @@ class GroupedLoop:
             that methods with state keep it); ``method_options`` its config fields.
         amp: mixed precision for the lower steps on CUDA.
         hooks: ``hook(loop, stats)`` after every step.
+        reduce: data parallelism: ``reduce(tensors)`` averages tensors in place over the processes
+            (see ``BilevelLoop``); None (default): one process.
 
     ``step(lower_batch, upper_batch)`` returns a flat dict of floats: ``step``, and per group
     ``upper_loss/NAME``, ``hypergrad_norm/NAME``, ``hypergrad_time_s/NAME`` (when it stepped), per
@@ -77,7 +79,7 @@ class GroupedLoop:
     """
 
     def __init__(self, groups: Sequence[Group], method: str, method_options: dict[str, Any] | None = None,
-                 amp: bool = False, hooks: Iterable[Hook] = ()) -> None:
+                 amp: bool = False, hooks: Iterable[Hook] = (), reduce: Reduce | None = None) -> None:
         if not groups:
             raise ValueError("GroupedLoop needs at least one group")
         names = [g.name for g in groups]
@@ -94,7 +96,7 @@ class GroupedLoop:
             self.loops[g.name] = BilevelLoop(
                 g.problem, method, g.optimizer, g.lower.optimizer, method_options=method_options,
                 lower_steps=g.lower.steps, grad_clip=g.grad_clip, lower_grad_clip=g.lower.grad_clip, amp=amp,
-                shared=shared.setdefault(id(g.lower), {}))
+                shared=shared.setdefault(id(g.lower), {}), reduce=reduce)
         self.last_of_level = {id(g.lower): g.name for g in self.groups}
         self.hooks = list(hooks)
         self.step_count = 0

@@ -11,6 +11,8 @@ from .hypergradient import hypergradient, make_method
 from .problem import BilevelProblem
 
 Hook = Callable[["BilevelLoop", dict[str, Any]], None]
+#: ``reduce(tensors)``: replace each tensor by its mean over the processes of a data-parallel run.
+Reduce = Callable[[list[Tensor]], None]
 
 
 class NonFiniteError(FloatingPointError):
@@ -51,6 +53,14 @@ class BilevelLoop:
         hooks: ``hook(loop, stats)`` called after every step (logging, checkpointing).
         shared: a dict shared by loops over the same lower variables (``GroupedLoop`` passes one
             per lower level) so that a method's auxiliary variables get one optimizer.
+        reduce: data parallelism (None: one process). ``reduce(tensors)`` averages tensors in place
+            over the processes; it is called on the hypergradient (with a joint method's lower
+            direction and its ``replicated_state()``) before the checks, clipping and upper step,
+            and on the lower gradients right after their backward, so that every process steps
+            with the same gradients and keeps the same variables. Each process computes the
+            hypergradient on its own shard of the batches: the mean equals the hypergradient of
+            the whole batch only where the method is linear in the batch loss (``darts1``); the
+            lower steps are the whole batch's exactly (a gradient of a mean loss).
 
     Auxiliary upper variables a method adds (IAPTT-GM's initial point) get the optimizer the method
     asks for (``method.auxiliary_optimizer(params)``), else they join ``upper_optimizer``.
@@ -68,8 +78,10 @@ class BilevelLoop:
     def __init__(self, problem: BilevelProblem, method: str, upper_optimizer: torch.optim.Optimizer,
                  lower_optimizer: torch.optim.Optimizer, method_options: dict[str, Any] | None = None,
                  lower_steps: int = 1, grad_clip: float | None = None, lower_grad_clip: float | None = None,
-                 amp: bool = False, hooks: Iterable[Hook] = (), shared: dict[str, Any] | None = None) -> None:
+                 amp: bool = False, hooks: Iterable[Hook] = (), shared: dict[str, Any] | None = None,
+                 reduce: Reduce | None = None) -> None:
         self.problem = problem
+        self.reduce = reduce
         self.method = make_method(method, method_options)
         self.upper_optimizer = upper_optimizer
         self.lower_optimizer = lower_optimizer
@@ -110,6 +122,9 @@ class BilevelLoop:
         """Hypergradient of the upper variables, written to ``.grad``, then one upper step."""
         hg = hypergradient(self.problem, self.method, lower_batch, upper_batch, self.lower_optimizer)
         self.adopt_auxiliary()
+        if self.reduce is not None:
+            state = getattr(self.method, "replicated_state", None)
+            self.reduce([*hg.values(), *(hg.lower or {}).values(), *(state() if callable(state) else [])])
         d = hg.diagnostics
         for key in ("upper_loss", "lower_loss"):
             if key in d:
@@ -144,12 +159,14 @@ class BilevelLoop:
             _check("lower loss", loss_value, self.step_count)
             if self.scaler is not None:
                 self.scaler.scale(loss).backward()
+                self._reduce_lower_grads()
                 self.scaler.unscale_(self.lower_optimizer)
                 norm = _clip(p.lower.values(), self.lower_grad_clip)
                 self.scaler.step(self.lower_optimizer)
                 self.scaler.update()
             else:
                 loss.backward()
+                self._reduce_lower_grads()
                 if self.lower_grad_clip is not None:  # the norm costs a pass and a sync: only when clipping
                     norm = _clip(p.lower.values(), self.lower_grad_clip)
                     _check("lower gradient norm", norm, self.step_count)
@@ -159,6 +176,11 @@ class BilevelLoop:
         if norm == norm:  # a norm is only computed when clipping (or under AMP)
             out["lower_grad_norm"] = norm
         return out
+
+    def _reduce_lower_grads(self) -> None:
+        """Average the lower gradients over the processes (data parallelism; no-op without)."""
+        if self.reduce is not None:
+            self.reduce([t.grad for t in self.problem.lower.values() if t.grad is not None])
 
     def _apply_lower_direction(self) -> dict[str, Any]:
         """One lower optimizer step along the direction a joint method returned."""

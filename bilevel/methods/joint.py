@@ -76,6 +76,11 @@ class StateMixin:
                              f"({sorted(self.aux)}); build a new method for this problem")
         return self.aux
 
+    def replicated_state(self) -> list[Tensor]:
+        """The state a data-parallel loop averages over the processes after each call (each
+        process moves the auxiliary variable on its own shard; the mean keeps them identical)."""
+        return [] if self.aux is None else list(self.aux.values())
+
     def state_dict(self) -> dict[str, Any]:
         aux = None if self.aux is None else {k: v.detach().clone() for k, v in self.aux.items()}
         return {"aux": aux, "iteration": self.iteration}
