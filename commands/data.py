@@ -10,10 +10,20 @@ from .errors import UserError
 
 
 class EpochSampler(Sampler[int]):
-    """A permutation of ``range(n)`` drawn from ``(seed, epoch)``, starting at ``start``."""
+    """A permutation of ``range(n)`` drawn from ``(seed, epoch)``, starting at ``start``.
 
-    def __init__(self, n: int, seed: int, epoch: int, start: int = 0, shuffle: bool = True) -> None:
+    ``rank``/``world``: the shard of process ``rank`` of ``world`` (data-parallel runs): every
+    ``world``-th index of the order from ``start`` on, beginning at the ``rank``-th, as
+    ``DistributedSampler`` deals them (the tail that does not fill a round is dropped). Batch ``k``
+    of size B of each of the ``world`` shards together are exactly batch ``k`` of size
+    ``world*B`` of the unsharded order (``start`` counts items of that order)."""
+
+    def __init__(self, n: int, seed: int, epoch: int, start: int = 0, shuffle: bool = True,
+                 rank: int = 0, world: int = 1) -> None:
+        if not 0 <= rank < world:
+            raise ValueError(f"rank {rank} is not one of {world} processes")
         self.n, self.seed, self.epoch, self.start, self.shuffle = n, seed, epoch, start, shuffle
+        self.rank, self.world = rank, world
 
     def __iter__(self) -> Iterator[int]:
         if self.shuffle:
@@ -21,10 +31,13 @@ class EpochSampler(Sampler[int]):
             order = torch.randperm(self.n, generator=g).tolist()
         else:
             order = list(range(self.n))
-        return iter(order[self.start:])
+        order = order[self.start:]
+        if self.world > 1:
+            order = order[self.rank:len(order) // self.world * self.world:self.world]
+        return iter(order)
 
     def __len__(self) -> int:
-        return max(0, self.n - self.start)
+        return max(0, self.n - self.start) // self.world
 
 
 def set_epoch(dataset: Dataset, epoch: int) -> None:
@@ -36,10 +49,15 @@ def set_epoch(dataset: Dataset, epoch: int) -> None:
 
 
 def loader(dataset: Dataset, batch_size: int, seed: int, epoch: int, skip_batches: int = 0,
-           shuffle: bool = True, drop_last: bool = True, workers: int = 0) -> DataLoader:
-    """A loader over ``dataset`` for ``epoch``, skipping the first ``skip_batches`` batches."""
+           shuffle: bool = True, drop_last: bool = True, workers: int = 0,
+           shard: tuple[int, int] = (0, 1)) -> DataLoader:
+    """A loader over ``dataset`` for ``epoch``, skipping the first ``skip_batches`` batches.
+
+    ``shard=(rank, world)``: process ``rank``'s share of each global batch of ``world*batch_size``
+    items (``batch_size`` is per process)."""
     set_epoch(dataset, epoch)
-    sampler = EpochSampler(len(dataset), seed, epoch, skip_batches * batch_size, shuffle)
+    rank, world = shard
+    sampler = EpochSampler(len(dataset), seed, epoch, skip_batches * batch_size * world, shuffle, rank, world)
     # its own generator: creating the iterator must not draw from the global RNG (exact resume)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last,
                       num_workers=workers, generator=torch.Generator().manual_seed(seed + epoch))

@@ -12,6 +12,7 @@ from tasks import SearchResult, Settings, Task
 from tasks.settings import non_negative_int, positive_int
 
 from .config import device_of
+from .distributed import launched
 from .errors import UserError
 from .evaluation import evaluate, mean_metrics
 from .registry import TASKS, get_task
@@ -74,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if launched():  # evaluation is one process: N copies would each score the whole set
+        raise UserError("evaluate.py runs in one process: start it with python evaluate.py ..., not torchrun "
+                        "(torchrun is for search.py and train.py)")
     apply_threads(args.threads)
     _check_flags(args)
     if args.predictions is not None:

@@ -16,6 +16,7 @@ from tasks.results import GENOTYPE_FILE, HPARAMS_FILE, hparams_to_json
 
 from .config import add_common, add_search_flags, device_of, resolve, task_from_argv
 from .data import loader, steps_per_epoch, to_device
+from .distributed import SharedStop, World, data_parallel
 from .errors import UserError
 from .registry import get_task
 from .threads import apply_threads
@@ -27,7 +28,8 @@ DESCRIPTION = """Search an architecture (and/or learn hyper-parameters) for a ta
 network weights are the lower variables, architecture weights and hyper-parameters the upper ones,
 in one or more groups with their own schedules. Writes, in --out: genotype.json and genotype.png
 (tasks that search cells), hparams.json (tasks that learn hyper-parameters), config.json,
-checkpoint.pt (every --save-every steps, every epoch and on Ctrl-C), metrics.csv (one row per epoch)."""
+checkpoint.pt (every --save-every steps, every epoch and on Ctrl-C), metrics.csv (one row per epoch).
+Data-parallel: torchrun --nproc_per_node N search.py ... (--batch-size is per process; rank 0 writes)."""
 
 OWNED = ("genotype.json", "genotype.png", "hparams.json", "config.json", "checkpoint.pt", "metrics.csv")
 
@@ -42,13 +44,14 @@ def build_parser(argv: Sequence[str] | None) -> argparse.ArgumentParser:
 class _Search:
     """The state of one search run: setup, loop, position, running averages."""
 
-    def __init__(self, task: Task, s: Settings, device: torch.device, run_dir: Path) -> None:
-        self.task, self.s, self.run_dir = task, s, run_dir
+    def __init__(self, task: Task, s: Settings, device: torch.device, run_dir: Path, world: World = World()) -> None:
+        self.task, self.s, self.run_dir, self.world = task, s, run_dir, world
         torch.manual_seed(s.seed)
         self.lower_set, self.upper_set = task.search_data(s)
         self.setup = task.build_search(s, device)
-        self.loop = GroupedLoop(self.setup.groups, s.method, s.method_options)
-        self.steps_per_epoch = steps_per_epoch(self.lower_set, self.upper_set, batch_size=s.batch_size,
+        self.loop = GroupedLoop(self.setup.groups, s.method, s.method_options,
+                                reduce=world.average if world.active else None)
+        self.steps_per_epoch = steps_per_epoch(self.lower_set, self.upper_set, batch_size=s.batch_size * world.size,
                                                names=("lower level", "upper level"))
         self.epoch = self.step_in_epoch = self.global_step = 0
         self.averages = Averages()
@@ -67,8 +70,10 @@ class _Search:
         return self.task.search_result(self.setup)
 
     def save(self, device: str, plot: bool) -> SearchResult:
-        """checkpoint.pt, genotype.json / hparams.json (and genotype.png when ``plot``)."""
+        """checkpoint.pt, genotype.json / hparams.json (and genotype.png when ``plot``); rank 0 only."""
         result = self.result()
+        if not self.world.main:
+            return result
         if result.genotype is not None:
             atomic_write_bytes(self.run_dir / GENOTYPE_FILE, (result.genotype.to_json() + "\n").encode())
             if plot:
@@ -107,7 +112,8 @@ class _Search:
         if result.genotype is not None:
             row["genotype"] = json.dumps(result.genotype.to_dict(), separators=(",", ":"))
         row.update({f"hparam/{k}": float(v) for k, v in result.hparams.items() if v.numel() == 1})
-        metrics.append(row)
+        if self.world.main:
+            metrics.append(row)
         if finished:
             self.epoch, self.step_in_epoch, self.averages = self.epoch + 1, 0, Averages()
 
@@ -116,46 +122,52 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(argv).parse_args(argv)
     task = get_task(args.task)
     fresh = None if args.resume else resolve(args, "search")  # settings errors before any folder is made
-    folder, ckpt = open_run(args, "search", OWNED)
-    s = (fresh or resolve(args, "search")) if ckpt is None else resumed_settings(task, ckpt, args)
-    device = device_of(args.device)
-    args.threads_note = apply_threads(args.threads)  # before the data and network are built
-    run = _Search(task, s, device, folder.path)  # every data file checked, network built: nothing written yet
-    return folder.run_until_checkpoint(lambda: _run(run, args, task, s, device, ckpt))
+    with data_parallel(device_of(args.device)) as world:  # under torchrun: one process of several; rank 0 prints
+        folder, ckpt = open_run(args, "search", OWNED)
+        s = (fresh or resolve(args, "search")) if ckpt is None else resumed_settings(task, ckpt, args)
+        args.threads_note = apply_threads(args.threads)  # before the data and network are built
+        run = _Search(task, s, world.device, folder.path, world)  # data checked, network built: nothing written yet
+        world.barrier()  # every process has checked the folder before rank 0 writes in it
+        body = lambda: _run(run, args, task, s, world.device, ckpt)  # noqa: E731
+        return folder.run_until_checkpoint(body) if world.main else body()
 
 
 def _run(run: _Search, args: argparse.Namespace, task: Task, s: Settings, device: torch.device,
          ckpt: dict[str, Any] | None) -> int:
-    run_dir = run.run_dir
+    run_dir, world = run.run_dir, run.world
     metrics = MetricsCSV(run_dir / "metrics.csv")
     if ckpt is not None:
         run.restore(ckpt)
-        metrics.truncate(run.epoch)
-    else:
-        metrics.truncate(0)
-    split = {"split": task.split} if task.split else {}
-    write_json(run_dir / "config.json", {"task": task.name, "stage": "search", **s.to_dict(), **split})
+    if world.main:
+        metrics.truncate(run.epoch if ckpt is not None else 0)
+        split = {"split": task.split} if task.split else {}
+        write_json(run_dir / "config.json", {"task": task.name, "stage": "search", **s.to_dict(), **split})
 
     total = s.epochs * run.steps_per_epoch
     if s.max_steps is not None:
         total = min(total, s.max_steps)
     groups = ", ".join(f"{g.name} (every {g.every}, lower {g.lower.name} every {g.lower.every})"
                        for g in run.setup.groups)
-    print(f"search {task.name} (recipe {s.recipe}) with {s.method} on {device} ({args.threads_note}): {run.steps_per_epoch} steps/epoch, "
+    print(f"search {task.name} (recipe {s.recipe}) with {s.method} on {device} ({args.threads_note}"
+          f"{world.note(s.batch_size)}): {run.steps_per_epoch} steps/epoch, "
           f"{total} steps in all; groups: {groups}; run folder {run_dir}"
           + (f"\n{task.split_note}" if task.split_note else ""))
     clock = SaveClock(s.save_every, s.save_minutes)
     forecast = Forecast(total, run.global_step, device.type)
     result = run.result()
-    bar = tqdm(total=total, initial=min(run.global_step, total), desc="search", unit="step", dynamic_ncols=True)
-    with bar, Stopper() as stop:  # the bar closes (ends its line) before any error is printed
+    bar = tqdm(total=total, initial=min(run.global_step, total), desc="search", unit="step", dynamic_ncols=True,
+               disable=not world.main)
+    with bar, Stopper() as signals:  # the bar closes (ends its line) before any error is printed
+        stop = SharedStop(signals, world)  # every process stops after the same step
+        shard = (world.rank, world.size)
         while run.global_step < total and not stop.requested:
             lower_iter = loader(run.lower_set, s.batch_size, s.seed, run.epoch, run.step_in_epoch,
-                                workers=s.workers)
+                                workers=s.workers, shard=shard)
             upper_iter = loader(run.upper_set, s.batch_size, s.seed + 7919, run.epoch, run.step_in_epoch,
-                                workers=s.workers)
-            for lower_batch, upper_batch in until_stopped(zip(lower_iter, upper_iter), stop):
+                                workers=s.workers, shard=shard)
+            for lower_batch, upper_batch in until_stopped(zip(lower_iter, upper_iter), signals):
                 run.step(to_device(lower_batch, device), to_device(upper_batch, device))
+                stop.poll()
                 bar.update(1)
                 bar.set_postfix({k.replace("_loss", ""): f"{v:.4g}" for k, v in run.averages.means().items()
                                  if "loss" in k})
@@ -171,6 +183,7 @@ def _run(run: _Search, args: argparse.Namespace, task: Task, s: Settings, device
                 run.end_epoch(metrics)
             result = run.save(args.device, plot=not stop.requested)
             clock.saved()
+    world.barrier()  # the others wait while rank 0 writes
     if stop.requested:
         print(f"stopped at step {run.global_step}; checkpoint written: continue with --resume --out {run_dir}")
         return 130

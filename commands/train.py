@@ -17,6 +17,7 @@ from tasks.results import GENOTYPE_FILE, HPARAMS_FILE
 
 from .config import add_common, device_of, resolve, task_from_argv
 from .data import loader, steps_per_epoch, to_device
+from .distributed import SharedStop, World, data_parallel
 from .errors import UserError
 from .evaluation import evaluate
 from .registry import get_task
@@ -28,7 +29,9 @@ from .state import Averages, rng_state, set_rng_state
 DESCRIPTION = """Retrain the network of a search result. Writes, in --out: model.pt (the network at its best
 validation score, with task, search result, settings, step and parameter count: evaluate.py needs
 nothing else), checkpoint.pt (to --resume; every --save-every steps, every epoch and on Ctrl-C),
-config.json, metrics.csv (one row per epoch) and samples.png for image tasks."""
+config.json, metrics.csv (one row per epoch) and samples.png for image tasks.
+Data-parallel: torchrun --nproc_per_node N train.py ... (--batch-size is per process; rank 0 validates
+and writes)."""
 
 OWNED = ("model.pt", "checkpoint.pt", "config.json", "metrics.csv", "samples.png")
 
@@ -67,13 +70,16 @@ def search_result(task: Task, args: argparse.Namespace) -> SearchResult:
 class _Train:
     """The state of one training run."""
 
-    def __init__(self, task: Task, s: Settings, result: SearchResult, device: torch.device, run_dir: Path) -> None:
+    def __init__(self, task: Task, s: Settings, result: SearchResult, device: torch.device, run_dir: Path,
+                 world: World = World()) -> None:
         self.task, self.s, self.result, self.device, self.run_dir = task, s, result, device, run_dir
+        self.world = world
         torch.manual_seed(s.seed)
         self.train_set, self.val_set = task.train_data(s)
         self.net = task.build_network(result, s).to(device)
         self.n_params = task.count_parameters(self.net)
-        self.steps_per_epoch = steps_per_epoch(self.train_set, batch_size=s.batch_size, names=("training set",))
+        self.steps_per_epoch = steps_per_epoch(self.train_set, batch_size=s.batch_size * world.size,
+                                               names=("training set",))
         self.setup = task.build_training(self.net, s, self.steps_per_epoch)
         self.epoch = self.step_in_epoch = self.global_step = 0
         self.best = task.worst()
@@ -102,6 +108,7 @@ class _Train:
             params = g.parameters()
             g.optimizer.zero_grad(set_to_none=True)
             torch.autograd.backward(loss, inputs=params, retain_graph=i < len(due) - 1)
+            self.world.average([p.grad for p in params])  # data-parallel: the mean over the processes
             clip = g.grad_clip if g.grad_clip else math.inf
             stats[f"grad_norm/{g.name}"] = float(torch.nn.utils.clip_grad_norm_(params, clip))
             g.optimizer.step()
@@ -111,6 +118,8 @@ class _Train:
         self.global_step += 1
 
     def save(self, device: str) -> None:
+        if not self.world.main:
+            return
         save_torch(self.run_dir / "checkpoint.pt", {
             "kind": "train", "task": self.task.name, "config": self.s.to_dict(), "device": device,
             **self.result.to_dict(), "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
@@ -120,11 +129,19 @@ class _Train:
             "averages": self.averages.state(), "rng": rng_state()})
 
     def end_epoch(self, metrics: MetricsCSV, bar: tqdm) -> None:
-        """Schedulers, validation, model selection, metrics row, sample images."""
+        """Schedulers, validation, model selection, metrics row, sample images (rank 0 validates
+        and writes; the other processes only step their schedulers)."""
         finished = self.step_in_epoch >= self.steps_per_epoch
         if finished:
             for sched in self.setup.schedulers:
                 sched.step()
+        if self.world.main:
+            self._validate(metrics, bar, finished)
+        if finished:
+            self.epoch, self.step_in_epoch, self.averages = self.epoch + 1, 0, Averages()
+
+    def _validate(self, metrics: MetricsCSV, bar: tqdm, finished: bool) -> None:
+        """Validation, model selection, the metrics row, model.pt and samples.png (rank 0's part)."""
         scores: dict[str, float] = {}
         first = None
         if self.val_set is not None:
@@ -150,8 +167,6 @@ class _Train:
         grid = self.task.samples(self.net, first) if first is not None else None
         if grid is not None:
             write_image(self.run_dir / "samples.png", grid.detach().cpu())
-        if finished:
-            self.epoch, self.step_in_epoch, self.averages = self.epoch + 1, 0, Averages()
 
     def task_losses(self) -> set[str]:
         return {g.loss for g in self.setup.groups}
@@ -161,48 +176,54 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(argv).parse_args(argv)
     task = get_task(args.task)
     fresh = None if args.resume else (search_result(task, args), resolve(args, "train"))  # errors first
-    folder, ckpt = open_run(args, "train", OWNED)
-    if ckpt is not None:
-        result = SearchResult.from_dict(ckpt)
-        s = resumed_settings(task, ckpt, args)
-    else:
-        result, s = fresh or (search_result(task, args), resolve(args, "train"))
-    device = device_of(args.device)
-    args.threads_note = apply_threads(args.threads)  # before the data and network are built
-    run = _Train(task, s, result, device, folder.path)  # every data file checked, network built: nothing written yet
-    return folder.run_until_checkpoint(lambda: _run(run, args, task, s, device, ckpt))
+    with data_parallel(device_of(args.device)) as world:  # under torchrun: one process of several; rank 0 prints
+        folder, ckpt = open_run(args, "train", OWNED)
+        if ckpt is not None:
+            result = SearchResult.from_dict(ckpt)
+            s = resumed_settings(task, ckpt, args)
+        else:
+            result, s = fresh or (search_result(task, args), resolve(args, "train"))
+        args.threads_note = apply_threads(args.threads)  # before the data and network are built
+        run = _Train(task, s, result, world.device, folder.path, world)  # data checked, network built: nothing written
+        world.barrier()  # every process has checked the folder before rank 0 writes in it
+        body = lambda: _run(run, args, task, s, world.device, ckpt)  # noqa: E731
+        return folder.run_until_checkpoint(body) if world.main else body()
 
 
 def _run(run: _Train, args: argparse.Namespace, task: Task, s: Settings, device: torch.device,
          ckpt: dict[str, Any] | None) -> int:
-    run_dir = run.run_dir
+    run_dir, world = run.run_dir, run.world
     size = f"{run.n_params / 1e6:.2f}M" if run.n_params >= 1e6 else f"{run.n_params / 1e3:.2f}K"
     print(f"params: {size} ({run.n_params:,})")
     metrics = MetricsCSV(run_dir / "metrics.csv")
     if ckpt is not None:
         run.restore(ckpt)
-        metrics.truncate(run.epoch)
-    else:
-        metrics.truncate(0)
-    split = {"split": task.split} if task.split else {}
-    write_json(run_dir / "config.json", {"task": task.name, "stage": "train", **s.to_dict(), **split})
+    if world.main:
+        metrics.truncate(run.epoch if ckpt is not None else 0)
+        split = {"split": task.split} if task.split else {}
+        write_json(run_dir / "config.json", {"task": task.name, "stage": "train", **s.to_dict(), **split})
 
     total = s.epochs * run.steps_per_epoch
     if s.max_steps is not None:
         total = min(total, s.max_steps)
     note = task.training_note(s, run.train_set)
-    print(f"train {task.name} (recipe {s.recipe}) on {device} ({args.threads_note}): {run.steps_per_epoch} steps/epoch, {total} steps "
+    print(f"train {task.name} (recipe {s.recipe}) on {device} ({args.threads_note}{world.note(s.batch_size)}): "
+          f"{run.steps_per_epoch} steps/epoch, {total} steps "
           f"in all, run folder {run_dir}" + (f"\n{note}" if note else ""))
     clock = SaveClock(s.save_every, s.save_minutes)
     forecast = Forecast(total, run.global_step, device.type)
-    bar = tqdm(total=total, initial=min(run.global_step, total), desc="train", unit="step", dynamic_ncols=True)
-    with bar, Stopper() as stop:  # the bar closes (ends its line) before any error is printed
+    bar = tqdm(total=total, initial=min(run.global_step, total), desc="train", unit="step", dynamic_ncols=True,
+               disable=not world.main)
+    with bar, Stopper() as signals:  # the bar closes (ends its line) before any error is printed
+        stop = SharedStop(signals, world)  # every process stops after the same step
         while run.global_step < total and not stop.requested:
             task.on_epoch(run.net, run.epoch, s)
             run.net.train()
-            batches = loader(run.train_set, s.batch_size, s.seed, run.epoch, run.step_in_epoch, workers=s.workers)
-            for batch in until_stopped(batches, stop):
+            batches = loader(run.train_set, s.batch_size, s.seed, run.epoch, run.step_in_epoch, workers=s.workers,
+                             shard=(world.rank, world.size))
+            for batch in until_stopped(batches, signals):
                 run.step(to_device(batch, device))
+                stop.poll()
                 bar.update(1)
                 bar.set_postfix({k: f"{v:.4g}" for k, v in run.averages.means().items() if k in run.task_losses()})
                 message = forecast.message(run.global_step)
@@ -217,6 +238,7 @@ def _run(run: _Train, args: argparse.Namespace, task: Task, s: Settings, device:
                 run.end_epoch(metrics, bar)
             run.save(args.device)
             clock.saved()
+    world.barrier()  # the others wait while rank 0 writes
     if stop.requested:
         print(f"stopped at step {run.global_step}; checkpoint written: continue with --resume --out {run_dir}")
         return 130
