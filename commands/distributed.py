@@ -62,18 +62,22 @@ class World:
         """Replace each tensor by its mean over the processes, in place (``None`` entries skipped).
         One all-reduce per (device, dtype) over the flattened tensors; every process must pass
         tensors of the same shapes in the same order."""
-        if not self.active:
-            return
-        buckets: dict[tuple[torch.device, torch.dtype], list[Tensor]] = {}
-        for t in tensors:
-            if t is not None:
-                buckets.setdefault((t.device, t.dtype), []).append(t)
-        for group in buckets.values():
-            flat = _flatten_dense_tensors(group)
-            dist.all_reduce(flat)  # SUM then divide: gloo has no AVG
-            flat.div_(self.size)
-            for t, mean in zip(group, _unflatten_dense_tensors(flat, group)):
-                t.copy_(mean)
+        if self.active:
+            for group in _buckets(tensors):
+                flat = _flatten_dense_tensors(group)
+                dist.all_reduce(flat)  # SUM then divide: gloo has no AVG
+                flat.div_(self.size)
+                for t, mean in zip(group, _unflatten_dense_tensors(flat, group)):
+                    t.copy_(mean)
+
+    def broadcast(self, tensors: Iterable[Tensor | None]) -> None:
+        """Rank 0's values of the tensors on every process, in place (as DDP does at its start)."""
+        if self.active:
+            for group in _buckets(tensors):
+                flat = _flatten_dense_tensors(group)
+                dist.broadcast(flat, src=0)
+                for t, value in zip(group, _unflatten_dense_tensors(flat, group)):
+                    t.copy_(value)
 
     def any(self, flag: bool) -> bool:
         """True on every process when ``flag`` is True on at least one (a collective)."""
@@ -93,6 +97,15 @@ class World:
             return ""
         return (f"; data-parallel on {self.size} processes ({self.backend}): batch {batch_size} per process, "
                 f"{batch_size * self.size} in all")
+
+
+def _buckets(tensors: Iterable[Tensor | None]) -> list[list[Tensor]]:
+    """The tensors (``None`` dropped) grouped by device and dtype, in order."""
+    buckets: dict[tuple[torch.device, torch.dtype], list[Tensor]] = {}
+    for t in tensors:
+        if t is not None:
+            buckets.setdefault((t.device, t.dtype), []).append(t)
+    return list(buckets.values())
 
 
 @contextlib.contextmanager

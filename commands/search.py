@@ -138,6 +138,7 @@ def _run(run: _Search, args: argparse.Namespace, task: Task, s: Settings, device
     metrics = MetricsCSV(run_dir / "metrics.csv")
     if ckpt is not None:
         run.restore(ckpt)
+    world.broadcast(run.setup.supernet.state_dict().values())  # identical starts, whatever the init did
     if world.main:
         metrics.truncate(run.epoch if ckpt is not None else 0)
         split = {"split": task.split} if task.split else {}
