@@ -1,6 +1,7 @@
 """The bilevel search loop: hypergradient + upper step, then lower step(s). Writes nothing itself."""
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any, Callable, Iterable
 
@@ -153,7 +154,8 @@ class BilevelLoop:
         loss_value, norm = float("nan"), float("nan")
         for _ in range(self.lower_steps):
             self.lower_optimizer.zero_grad(set_to_none=True)
-            with torch.autocast("cuda", enabled=self.amp):
+            # without amp the caller's autocast (if any, e.g. bf16 around the whole step) holds
+            with torch.autocast("cuda", dtype=torch.float16) if self.amp else contextlib.nullcontext():
                 loss = p.lower_loss({**p.lower, **p.buffers}, upper, lower_batch)
             loss_value = float(loss.detach())
             _check("lower loss", loss_value, self.step_count)

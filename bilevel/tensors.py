@@ -1,7 +1,7 @@
 """Arithmetic on dicts of tensors (name -> tensor), the vectors of the hypergradient methods."""
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Sequence
+from typing import Any, ContextManager, Iterable, Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -60,6 +60,14 @@ def vjp(outputs: Mapping[str, Tensor], inputs: Mapping[str, Tensor], vector: Map
                              grad_outputs=[vector[k] for k in keys], create_graph=create_graph,
                              retain_graph=retain_graph, allow_unused=True)
     return {k: torch.zeros_like(inputs[k]) if g is None else g for k, g in zip(names, gs)}
+
+
+def full_precision(x: Mapping[str, Tensor]) -> ContextManager[Any]:
+    """Autocast off on the device of ``x``'s tensors: float32 arithmetic inside a caller's
+    ``torch.autocast`` (mixed precision). The linear solves and the finite differences run in it:
+    a difference of two gradients at ``y +/- eps v`` cancels to noise in bf16/fp16."""
+    device_type = next(iter(x.values())).device.type if x else "cpu"
+    return torch.autocast(device_type, enabled=False)
 
 
 def total_numel(xs: Iterable[Tensor]) -> int:

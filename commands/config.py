@@ -14,6 +14,7 @@ from tasks import Settings
 
 from .errors import UserError
 from .registry import TASKS, get_task
+from .speed import add_speed_flags
 from .threads import add_threads_flag
 
 
@@ -59,6 +60,7 @@ def add_common(parser: argparse.ArgumentParser, stage: str, task_name: str | Non
     parser.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     parser.add_argument("--workers", type=int, default=None, help="data loader worker processes (default 0)")
     add_threads_flag(parser)
+    add_speed_flags(parser)
     parser.add_argument("--save-every", type=int, default=None, metavar="N",
                         help="write checkpoint.pt every N steps (default: about every 10 minutes); it is "
                              "also written at every epoch end and on Ctrl-C / SIGTERM")

@@ -17,6 +17,8 @@ from .errors import UserError
 from .evaluation import evaluate, mean_metrics
 from .registry import TASKS, get_task
 from .threads import add_threads_flag, apply_threads
+from .precision import Precision
+from .speed import Runner, add_speed_flags, speed_note
 from .runs import RunFolder, atomic_write_bytes, check_folder, load_torch, write_json
 
 #: Tasks whose outputs made elsewhere can be scored (``--predictions``).
@@ -65,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="where the network runs, auto: cuda when available, else cpu (--checkpoint; "
                              "predictions are scored on the cpu)")
     add_threads_flag(parser)
+    add_speed_flags(parser)
     parser.add_argument("--batch-size", type=int, default=None,
                         help="evaluation batch size (default: the task's; --checkpoint only)")
     parser.add_argument("--force", action="store_true",
@@ -100,7 +103,9 @@ def _check_flags(args: argparse.Namespace) -> None:
     if args.predictions is None:
         return
     network = [flag for flag, value in (("--save-images", args.save_images), ("--tile", args.tile),
-                                        ("--batch-size", args.batch_size)) if value not in (None, False)]
+                                        ("--batch-size", args.batch_size), ("--amp", args.amp),
+                                        ("--channels-last", args.channels_last), ("--compile", args.compile))
+               if value not in (None, False)]
     if network:
         raise UserError(f"--predictions scores outputs already made: drop {', '.join(network)} (for running "
                         "a network with --checkpoint)")
@@ -148,6 +153,9 @@ def _evaluate_checkpoint(args: argparse.Namespace) -> int:
         raise UserError(f"{args.checkpoint}: weights do not fit the network of its genotype ({first[0].strip()})")
     device = device_of(args.device)
     net.to(device)
+    precision = Precision(args.amp, device, scaler=False)
+    net = Runner(net, precision, bool(args.channels_last), bool(args.compile))  # autocast, channels-last, compiled
+    speed = speed_note(precision, bool(args.channels_last), bool(args.compile))
     folder = RunFolder(check_folder(args.out or Path(args.checkpoint).parent / "eval", False, args.force,
                                     can_resume=False), OWNED, args.force)
     dataset = task.test_data(args.data, s)  # every file checked before the first image is run
@@ -161,6 +169,7 @@ def _evaluate_checkpoint(args: argparse.Namespace) -> int:
         folder.abandon()  # no half-written images/ and no empty folder left behind
         raise
     tiles = f" in tiles of {s.tile} px, overlap {s.tile_overlap} px" if args.tile is not None else ""
+    tiles += f" ({speed})" if speed != "float32" else ""
     _report(task, out, records, (args.data or "embedded test split") + tiles, images=images is not None)
     return 0
 

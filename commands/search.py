@@ -21,6 +21,8 @@ from .errors import UserError
 from .registry import get_task
 from .threads import apply_threads
 from .runs import MetricsCSV, atomic_write_bytes, open_run, resumed_settings, save_torch, write_json
+from .precision import Precision
+from .speed import channels_last_inputs, check_search, to_channels_last
 from .session import Forecast, SaveClock, Stopper, until_stopped
 from .state import Averages, rng_state, set_rng_state
 
@@ -46,10 +48,14 @@ class _Search:
 
     def __init__(self, task: Task, s: Settings, device: torch.device, run_dir: Path, world: World = World()) -> None:
         self.task, self.s, self.run_dir, self.world = task, s, run_dir, world
+        check_search(s.compile)
+        self.precision = Precision(s.amp, device, scaler=False)  # fp16: the loop's lower steps scale their losses
         torch.manual_seed(s.seed)
         self.lower_set, self.upper_set = task.search_data(s)
         self.setup = task.build_search(s, device)
-        self.loop = GroupedLoop(self.setup.groups, s.method, s.method_options,
+        if s.channels_last:
+            to_channels_last(self.setup.supernet)
+        self.loop = GroupedLoop(self.setup.groups, s.method, s.method_options, amp=s.amp == "fp16",
                                 reduce=world.average if world.active else None)
         self.steps_per_epoch = steps_per_epoch(self.lower_set, self.upper_set, batch_size=s.batch_size * world.size,
                                                names=("lower level", "upper level"))
@@ -89,8 +95,11 @@ class _Search:
         return result
 
     def step(self, lower_batch: Any, upper_batch: Any) -> dict[str, Any]:
+        if self.s.channels_last:
+            lower_batch, upper_batch = channels_last_inputs((lower_batch, upper_batch))
         try:
-            stats = self.loop.step(lower_batch, upper_batch)
+            with self.precision.search_step():
+                stats = self.loop.step(lower_batch, upper_batch)
         except NotImplementedError as e:
             raise UserError(f"{e} (--method {self.s.method} cannot run with this lower optimizer: choose "
                             "the SGD lower optimizer, or --method darts1, cg or neumann)") from None
@@ -149,7 +158,8 @@ def _run(run: _Search, args: argparse.Namespace, task: Task, s: Settings, device
         total = min(total, s.max_steps)
     groups = ", ".join(f"{g.name} (every {g.every}, lower {g.lower.name} every {g.lower.every})"
                        for g in run.setup.groups)
-    print(f"search {task.name} (recipe {s.recipe}) with {s.method} on {device} ({args.threads_note}"
+    speed = run.precision.describe_search() + (", channels-last" if s.channels_last else "")
+    print(f"search {task.name} (recipe {s.recipe}) with {s.method} on {device} ({args.threads_note}, {speed}"
           f"{world.note(s.batch_size)}): {run.steps_per_epoch} steps/epoch, "
           f"{total} steps in all; groups: {groups}; run folder {run_dir}"
           + (f"\n{task.split_note}" if task.split_note else ""))

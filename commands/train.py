@@ -23,6 +23,8 @@ from .evaluation import evaluate
 from .registry import get_task
 from .threads import apply_threads
 from .runs import MetricsCSV, open_run, resumed_settings, save_torch, write_json
+from .precision import Precision
+from .speed import Runner, speed_note
 from .session import Forecast, SaveClock, Stopper, until_stopped
 from .state import Averages, rng_state, set_rng_state
 
@@ -77,6 +79,9 @@ class _Train:
         torch.manual_seed(s.seed)
         self.train_set, self.val_set = task.train_data(s)
         self.net = task.build_network(result, s).to(device)
+        self.precision = Precision(s.amp, device)
+        # the network as the losses and the validation call it: autocast, channels-last, compiled
+        self.runner = Runner(self.net, self.precision, s.channels_last, s.compile)
         self.n_params = task.count_parameters(self.net)
         self.steps_per_epoch = steps_per_epoch(self.train_set, batch_size=s.batch_size * world.size,
                                                names=("training set",))
@@ -94,10 +99,11 @@ class _Train:
         for sched, state in zip(self.setup.schedulers, ckpt["schedulers"]):
             sched.load_state_dict(state)
         self.averages = Averages(ckpt["averages"])
+        self.precision.load_state_dict(ckpt.get("scaler"))
         set_rng_state(ckpt["rng"])
 
     def step(self, batch: dict[str, Any]) -> None:
-        losses = self.task.train_losses(self.net, batch, self.s)
+        losses = self.task.train_losses(self.runner, batch, self.s)
         due = [g for g in self.setup.groups if self.global_step % g.every == 0]
         stats: dict[str, float] = {}
         for i, g in enumerate(due):
@@ -107,11 +113,13 @@ class _Train:
                                      "the learning rate or check the data")
             params = g.parameters()
             g.optimizer.zero_grad(set_to_none=True)
-            torch.autograd.backward(loss, inputs=params, retain_graph=i < len(due) - 1)
+            torch.autograd.backward(self.precision.scale(loss), inputs=params, retain_graph=i < len(due) - 1)
             self.world.average([p.grad for p in params])  # data-parallel: the mean over the processes
+            self.precision.unscale(g.optimizer)
             clip = g.grad_clip if g.grad_clip else math.inf
             stats[f"grad_norm/{g.name}"] = float(torch.nn.utils.clip_grad_norm_(params, clip))
-            g.optimizer.step()
+            self.precision.step(g.optimizer)
+        self.precision.update()
         stats.update({k: float(v.detach()) for k, v in losses.items()})
         self.averages.add(stats)
         self.step_in_epoch += 1
@@ -126,7 +134,7 @@ class _Train:
             "global_step": self.global_step, "best_metric": self.best, "state_dict": self.net.state_dict(),
             "optimizers": {g.name: g.optimizer.state_dict() for g in self.setup.groups},
             "schedulers": [sc.state_dict() for sc in self.setup.schedulers],
-            "averages": self.averages.state(), "rng": rng_state()})
+            "averages": self.averages.state(), "scaler": self.precision.state_dict(), "rng": rng_state()})
 
     def end_epoch(self, metrics: MetricsCSV, bar: tqdm) -> None:
         """Schedulers, validation, model selection, metrics row, sample images (rank 0 validates
@@ -145,7 +153,7 @@ class _Train:
         scores: dict[str, float] = {}
         first = None
         if self.val_set is not None:
-            scores, _, first = evaluate(self.task, self.net, self.val_set, self.s, self.device, progress=False)
+            scores, _, first = evaluate(self.task, self.runner, self.val_set, self.s, self.device, progress=False)
             scores.pop("count", None)
         score = scores.get(self.task.select)
         row = {"epoch": self.epoch + 1, "steps": self.global_step, "complete": int(finished), **self.averages.means(),
@@ -194,7 +202,6 @@ def _run(run: _Train, args: argparse.Namespace, task: Task, s: Settings, device:
          ckpt: dict[str, Any] | None) -> int:
     run_dir, world = run.run_dir, run.world
     size = f"{run.n_params / 1e6:.2f}M" if run.n_params >= 1e6 else f"{run.n_params / 1e3:.2f}K"
-    print(f"params: {size} ({run.n_params:,})")
     metrics = MetricsCSV(run_dir / "metrics.csv")
     if ckpt is not None:
         run.restore(ckpt)
@@ -208,9 +215,11 @@ def _run(run: _Train, args: argparse.Namespace, task: Task, s: Settings, device:
     if s.max_steps is not None:
         total = min(total, s.max_steps)
     note = task.training_note(s, run.train_set)
-    print(f"train {task.name} (recipe {s.recipe}) on {device} ({args.threads_note}{world.note(s.batch_size)}): "
+    speed = speed_note(run.precision, s.channels_last, s.compile)
+    print(f"train {task.name} (recipe {s.recipe}) on {device} ({args.threads_note}, {speed}{world.note(s.batch_size)}): "
           f"{run.steps_per_epoch} steps/epoch, {total} steps "
           f"in all, run folder {run_dir}" + (f"\n{note}" if note else ""))
+    print(f"params: {size} ({run.n_params:,})")
     clock = SaveClock(s.save_every, s.save_minutes)
     forecast = Forecast(total, run.global_step, device.type)
     bar = tqdm(total=total, initial=min(run.global_step, total), desc="train", unit="step", dynamic_ncols=True,

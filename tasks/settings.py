@@ -41,6 +41,10 @@ class Settings:
     method_options: dict[str, Any] = field(default_factory=dict, metadata={"help": "method options"})
     save_every: int | None = field(default=None, metadata={"help": "checkpoint every N steps"})
     save_minutes: float = field(default=10.0, metadata={"help": "checkpoint every M minutes of wall time"})
+    amp: str | None = field(default=None, metadata={"help": "mixed precision of the forward passes: None "
+                                                           "(float32), 'bf16' or 'fp16' (CUDA)"})
+    channels_last: bool = field(default=False, metadata={"help": "network and 4D inputs in channels-last memory format"})
+    compile: bool = field(default=False, metadata={"help": "torch.compile the network (train)"})
 
     # -- construction -----------------------------------------------------------------------
     @classmethod
@@ -74,6 +78,10 @@ class Settings:
         at_least(self, "max_steps", 1, optional=True)
         at_least(self, "save_every", 1, optional=True)
         positive(self, "save_minutes")
+        one_of(self, "amp", (None, "bf16", "fp16"))
+        for name in ("channels_last", "compile"):
+            if not isinstance(getattr(self, name), bool):
+                raise SettingsError(f"setting {name} must be true or false, got {getattr(self, name)!r}")
         if not isinstance(self.method_options, dict):
             raise SettingsError(f"method_options must be a JSON object of name: value, got {self.method_options!r}")
 

@@ -8,7 +8,7 @@ import torch
 
 from ..base import Context, Method, OptionError, check_positive
 from ..lower_step import rule_for
-from ..tensors import TensorDict, axpy, dot, grad, norm
+from ..tensors import TensorDict, axpy, dot, full_precision, grad, norm
 
 
 @dataclass
@@ -91,8 +91,9 @@ class Darts2(Method):
             with torch.no_grad():
                 y_plus = axpy(eps, v, y)
                 y_minus = axpy(-eps, v, y)
-            g_plus = grad(ctx.f(y_plus, ctx.x), ctx.x)
-            g_minus = grad(ctx.f(y_minus, ctx.x), ctx.x)
+            with full_precision(y):  # under mixed precision the difference would cancel to noise
+                g_plus = grad(ctx.f(y_plus, ctx.x), ctx.x)
+                g_minus = grad(ctx.f(y_minus, ctx.x), ctx.x)
             mixed = {k: (g_plus[k] - g_minus[k]) / (2 * eps) for k in ctx.x}
             diag["eps"] = float(eps)
         return {k: gx[k] - coeff * mixed[k] for k in ctx.x}, diag
