@@ -8,18 +8,19 @@ import io
 from pathlib import Path
 from typing import Any, Sequence
 
-from tasks import SearchResult, Settings, Task
+from tasks import Settings, Task
 from tasks.settings import non_negative_int, positive_int
 
 from .config import device_of
 from .distributed import launched
 from .errors import UserError
 from .evaluation import evaluate, mean_metrics
+from .models import build_model, read_model
 from .registry import TASKS, get_task
 from .threads import add_threads_flag, apply_threads
 from .precision import Precision
 from .speed import Runner, add_speed_flags, speed_note
-from .runs import RunFolder, atomic_write_bytes, check_folder, load_torch, write_json
+from .runs import RunFolder, atomic_write_bytes, check_folder, write_json
 
 #: Tasks whose outputs made elsewhere can be scored (``--predictions``).
 SCORING = tuple(name for name, cls in TASKS.items() if callable(getattr(cls, "score_predictions", None)))
@@ -134,23 +135,11 @@ def _score_predictions(args: argparse.Namespace) -> int:
 
 
 def _evaluate_checkpoint(args: argparse.Namespace) -> int:
-    ckpt = load_torch(args.checkpoint, "checkpoint")
-    if ckpt["kind"] != "model":
-        raise UserError(f"{args.checkpoint} is a {ckpt['kind']} checkpoint; evaluate the model.pt written by train.py")
-    if args.task is not None and args.task != ckpt["task"]:
-        raise UserError(f"{args.checkpoint} is a model of task {ckpt['task']!r}, not {args.task!r}")
-    task = get_task(ckpt["task"])
-    s = task.Settings.from_dict(ckpt["config"], source=str(args.checkpoint)).replace({"workers": 0})
+    ckpt, task, s = read_model(args.checkpoint, args.task)
+    s = s.replace({"workers": 0})
     if args.tile is not None:
         s = _tiled(task, s, args.tile, DEFAULT_OVERLAP if args.overlap is None else args.overlap)
-    result = SearchResult.from_dict(ckpt)
-    task.check_result(result, source=str(args.checkpoint))
-    net = task.build_network(result, s)
-    try:
-        net.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as e:
-        first = str(e).splitlines()[1:2] or [""]
-        raise UserError(f"{args.checkpoint}: weights do not fit the network of its genotype ({first[0].strip()})")
+    net = build_model(task, s, ckpt, args.checkpoint)
     device = device_of(args.device)
     net.to(device)
     precision = Precision(args.amp, device, scaler=False)

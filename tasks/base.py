@@ -178,6 +178,25 @@ class Task:
         """Extra string entries of ``metrics.json`` beside the means (e.g. the metrics' convention)."""
         return {}
 
+    # -- export (export.py) -----------------------------------------------------------------
+    #: ONNX name of the output of a network that returns one tensor (dict outputs keep their keys)
+    output_name: str = "output"
+
+    def example_size(self, s: Settings) -> tuple[int, ...]:
+        """Spatial size ``(H, W)`` (or ``(D, H, W)``) of the input ``export.py`` traces by default."""
+        return (64, 64)
+
+    def example_inputs(self, s: Settings, size: Sequence[int], batch: int = 1,
+                       generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """Random inputs of the network's ``forward``, by argument name in call order: axis 0 is the
+        batch, the last ``len(size)`` axes the spatial ``size``. Default: one RGB image ``input``
+        ``[batch, 3, *size]`` in [0, 1]."""
+        return {"input": torch.rand(batch, 3, *size, generator=generator)}
+
+    def min_opset(self, s: Settings) -> tuple[int, str]:
+        """The lowest ONNX opset the network needs and why (``(0, "")``: no need of its own)."""
+        return 0, ""
+
     # -- checks -----------------------------------------------------------------------------
     def check_result(self, result: SearchResult, source: str = "") -> None:
         """Refuse a search result this task cannot train from, with a one-line error naming ``source``."""

@@ -244,6 +244,11 @@ class ClassificationTask(Task):
         records = [{"name": name, "top1": 100.0 if ok else 0.0} for name, ok in zip(batch["name"], correct)]
         return records, pred.cpu()
 
+    output_name = "logits"
+
+    def example_size(self, s: ClassificationSettings) -> tuple[int, ...]:
+        return (32, 32)
+
     def evaluation_note(self) -> str:
         return "top1: % of test images whose highest logit is the true class (DARTS reports error = 100 - top1)"
 

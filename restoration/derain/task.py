@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -208,6 +208,13 @@ class DerainTask(Task):
     def metrics_record(self) -> dict[str, str]:
         """``{"convention": ...}``: which channel and convention the scores use."""
         return {"convention": self.evaluation_note()}
+
+    def example_inputs(self, s: DerainSettings, size: Sequence[int], batch: int = 1,
+                       generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """``input`` ``[batch, 3, H, W]``, or with ``frames`` T > 1 ``frames`` ``[batch, T, 3, H, W]``."""
+        if s.frames == 1:
+            return {"input": torch.rand(batch, 3, *size, generator=generator)}
+        return {"frames": torch.rand(batch, s.frames, 3, *size, generator=generator)}
 
     def evaluation_note(self) -> str:
         if self._y_channel:

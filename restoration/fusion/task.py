@@ -39,7 +39,7 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -340,6 +340,14 @@ class FusionTask(Task):
         of ``data``, or of the embedded test split, by file stem; any image extension), all twelve
         metrics (``s.textbook_ssim`` picks the SSIM)."""
         return score_folder(pred_dir, self.test_data(data, s), METRIC_NAMES, s.textbook_ssim)
+
+    output_name = "fused"
+
+    def example_inputs(self, s: FusionSettings, size: Sequence[int], batch: int = 1,
+                       generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """``ir`` and ``vi_y`` (the visible image's luma, ``fuse_color``), each ``[batch, 1, H, W]``."""
+        return {"ir": torch.rand(batch, 1, *size, generator=generator),
+                "vi_y": torch.rand(batch, 1, *size, generator=generator)}
 
     def evaluation_note(self) -> str:
         ssim = ("ssim: Wang et al.'s (Gaussian 11x11, sigma 1.5, range 255), summed over the two sources"

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -307,6 +307,20 @@ class RegistrationTask(Task):
             moving, fixed = visuals({**r, "warped": r["moving"]})["warped"], visuals({**r, "warped": r["fixed"]})["warped"]
             rows.append([moving, fixed, pics["warped"], pics["grid"], pics["jacobian"]])
         return labelled_grid(rows, ("moving", "fixed", "warped", "deformation", "det J (blue<1<red)"))
+
+    def example_size(self, s: RegistrationSettings) -> tuple[int, ...]:
+        """The embedded default's side (``--size``, else 64 in 2D, 32 in 3D) on each of ``dims`` axes."""
+        return (s.size or (64 if s.dims == 2 else 32),) * s.dims
+
+    def example_inputs(self, s: RegistrationSettings, size: Sequence[int], batch: int = 1,
+                       generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """``moving`` and ``fixed``, each ``[batch, 1, *size]``."""
+        return {"moving": torch.rand(batch, 1, *size, generator=generator),
+                "fixed": torch.rand(batch, 1, *size, generator=generator)}
+
+    def min_opset(self, s: RegistrationSettings) -> tuple[int, str]:
+        """3D: opset 20 (ONNX GridSample samples volumes from opset 20 on; 2D images from 16)."""
+        return (20, "ONNX GridSample samples volumes only from opset 20 on") if s.dims == 3 else (0, "")
 
     def evaluation_note(self) -> str:
         before = (f"; unregistered Dice of these pairs: {sum(self._unregistered) / len(self._unregistered):.4f}"
