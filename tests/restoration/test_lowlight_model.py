@@ -103,6 +103,14 @@ def test_local_max_2x2_matches_explicit():
             assert torch.equal(m[0, :, i, j], padded[0, :, i : i + 2, j : j + 2].amax(dim=(-1, -2)))
 
 
+def test_local_max_2x2_inference_and_autograd_paths_agree():
+    """Shifted-view maximum (no autograd) and max_pool2d (autograd) give identical values, ties included."""
+    x = (torch.rand(2, 3, 9, 7) * 4).floor() / 4  # many ties, zeros next to the zero padding
+    fast = local_max_2x2(x)
+    pooled = local_max_2x2(x.clone().requires_grad_(True))
+    assert pooled.requires_grad and torch.equal(fast, pooled.detach())
+
+
 def test_losses_backpropagate_and_are_batch_independent():
     torch.manual_seed(0)
     search = RUASSearch()
