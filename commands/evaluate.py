@@ -143,7 +143,10 @@ def _evaluate_checkpoint(args: argparse.Namespace) -> int:
     device = device_of(args.device)
     net.to(device)
     precision = Precision(args.amp, device, scaler=False)
-    net = Runner(net, precision, bool(args.channels_last), bool(args.compile))  # autocast, channels-last, compiled
+    # inference only: on a CPU inductor's freezing (weights as constants, prepacked oneDNN convs with fused
+    # element-wise ops) is what makes --compile pay (benchmarks/lowlight_speed.py, compiled-frozen rows)
+    frozen = {"options": {"freezing": True}} if device.type == "cpu" else None
+    net = Runner(net, precision, bool(args.channels_last), bool(args.compile), frozen)  # autocast, channels-last, compiled
     speed = speed_note(precision, bool(args.channels_last), bool(args.compile))
     folder = RunFolder(check_folder(args.out or Path(args.checkpoint).parent / "eval", False, args.force,
                                     can_resume=False), OWNED, args.force)

@@ -94,13 +94,16 @@ class Runner(nn.Module):
         net: the task's network (already on its device; converted to channels-last here when asked).
         precision: the run's ``Precision`` (autocast dtype).
         channels_last: inputs (and ``net``) in channels-last memory format.
-        compile: run ``torch.compile(net)`` instead of ``net``.
+        compile: run ``torch.compile(net, **compile_options)`` instead of ``net`` (options such as
+            ``mode="reduce-overhead"`` or ``options={"freezing": True}``: ``benchmarks/lowlight_speed.py``).
     """
 
-    def __init__(self, net: nn.Module, precision: Precision, channels_last: bool = False, compile: bool = False) -> None:
+    def __init__(self, net: nn.Module, precision: Precision, channels_last: bool = False, compile: bool = False,
+                 compile_options: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.net = to_channels_last(net) if channels_last else net
         self.precision, self.channels_last, self.compile = precision, channels_last, compile
+        self.compile_options = dict(compile_options or {})
         # not a registered submodule: the compiled wrapper would repeat net's parameters under _orig_mod
         object.__setattr__(self, "_compiled", None)
 
@@ -110,7 +113,7 @@ class Runner(nn.Module):
         if not self.compile:
             return self.net
         if self._compiled is None:
-            object.__setattr__(self, "_compiled", torch.compile(self.net))
+            object.__setattr__(self, "_compiled", torch.compile(self.net, **self.compile_options))
         return self._compiled
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
