@@ -8,6 +8,10 @@ task's losses and metrics are computed in float32. Attributes the tasks read (``
 ``log_weights``, ...) are the network's. The network itself (its state dict, its parameters) is
 unchanged: checkpoints hold the same keys with or without these flags.
 
+``evaluate.py --compile`` on a CPU adds inductor's freezing (weights as constants, oneDNN convs
+with fused element-wise ops; inference only, so not in training, whose validation runs on weights
+that change): ``benchmarks/lowlight_speed.py`` measures every variant.
+
 ``search.py`` runs its networks through ``bilevel.call`` (``torch.func.functional_call``) and the
 hypergradient methods differentiate twice; ``torch.compile`` does not support double backward
 (``aot_autograd``), so ``--compile`` is a one-line error there. ``--channels-last`` and ``--amp``
@@ -37,8 +41,9 @@ def add_speed_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--channels-last", action="store_true", default=None,
                         help="network weights and 4D inputs in channels-last memory format (5D: channels-last-3d)")
     parser.add_argument("--compile", action="store_true", default=None,
-                        help="torch.compile the network (not for search.py: the hypergradients differentiate "
-                             "twice through functional calls, which torch.compile does not support)")
+                        help="torch.compile the network (evaluate.py on a CPU: with inductor freezing; not for "
+                             "search.py: the hypergradients differentiate twice through functional calls, which "
+                             "torch.compile does not support)")
 
 
 def check_search(compile_: bool) -> None:
