@@ -51,6 +51,7 @@ import bilevel  # noqa: E402
 from nas.classification import ClassificationTask  # noqa: E402
 from nas.supernet import DartsSupernet  # noqa: E402
 from benchmarks.harness import quiet_stderr  # noqa: E402
+from commands.threads import add_threads_flag, apply_threads  # noqa: E402
 
 Batch = dict[str, torch.Tensor]
 
@@ -217,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--arms", default="hand-darts2,ours-darts2,ours-darts1,ours-cg,ours-neumann",
                     help="comma list of hand-darts2, ours-darts1, ours-darts2, ours-cg, ours-neumann")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's; 1 on a shared machine)")
+    add_threads_flag(ap)  # N, auto (the commands' default: no oversubscription) or torch
     ap.add_argument("--quick", action="store_true", help="batch 16 and 2 repeats unless given")
     ap.add_argument("--no-memory", action="store_true", help="skip the memory steps")
     ap.add_argument("--cpu-alloc", action="store_true",
@@ -238,8 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--device cuda: no CUDA device is available")
     device = torch.device("cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
                           else "cpu")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args.threads)
 
     g = torch.Generator().manual_seed(args.seed)
     lower, upper = random_batch(args.batch_size, device, g), random_batch(args.batch_size, device, g)

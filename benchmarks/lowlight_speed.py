@@ -40,6 +40,7 @@ from torch import nn
 
 from commands.precision import Precision
 from commands.speed import Runner
+from commands.threads import add_threads_flag, apply_threads
 from nas.genotype import Genotype, GenotypeError
 from restoration.lowlight.genotype import RUAS_REFERENCE_PATH, genotype_to_ops
 from restoration.lowlight.model import RUASNet
@@ -268,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nrm-channels", type=int, default=6, help="NRM width (RUAS: 6)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    add_threads_flag(parser)  # N, auto (the commands' default: no oversubscription) or torch
     parser.add_argument("--amp", default=None, choices=("bf16", "fp16"), help="autocast dtype (fp16: CUDA)")
     parser.add_argument("--channels-last", action="store_true", help="weights and input in channels-last format")
     parser.add_argument("--compile", action="store_true", help="torch.compile (inductor)")
@@ -283,8 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device available")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args.threads)
     device = torch.device(args.device)
     try:
         variants = _selected(args, device)
