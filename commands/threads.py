@@ -22,7 +22,8 @@ import torch
 __all__ = ["add_threads_flag", "apply_threads", "auto_threads"]
 
 HELP = ("CPU threads of torch: a number, 'auto' (default: the cores not kept busy by other processes, by the "
-        "load average and the threads running at start; every core on an idle machine) or 'torch' (torch's default, one per core)")
+        "load average and the threads running at start; every core on an idle machine) or 'torch' "
+        "(torch's default, one per core)")
 
 
 def _cores() -> int:
