@@ -31,14 +31,14 @@ class SGDRule:
         """One update. ``state`` is the momentum buffer dict (or None before the first step)."""
         new_y: TensorDict = {}
         new_state: TensorDict = {}
-        for k, yk in y.items():
-            d = g[k] + self.weight_decay * yk if self.weight_decay else g[k]
+        for k, yk in y.items():  # fused ops (torch.add with alpha): fewer graph nodes to unroll
+            d = torch.add(g[k], yk, alpha=self.weight_decay) if self.weight_decay else g[k]
             if self.momentum:
                 prev = None if state is None else state.get(k)
-                buf = d if prev is None else self.momentum * prev + (1 - self.dampening) * d
+                buf = d if prev is None else torch.add(self.momentum * prev, d, alpha=1 - self.dampening)
                 new_state[k] = buf
-                d = d + self.momentum * buf if self.nesterov else buf
-            new_y[k] = yk - self.lr * d
+                d = torch.add(d, buf, alpha=self.momentum) if self.nesterov else buf
+            new_y[k] = torch.add(yk, d, alpha=-self.lr)
         return new_y, (new_state if self.momentum else None)
 
     def initial_state(self) -> TensorDict | None:
@@ -100,10 +100,11 @@ def unroll(ctx_f: Callable[[TensorDict], Tensor], y0: TensorDict, rule: SGDRule,
             y = detached(y, requires_grad=True)
         loss = ctx_f(y)
         g = grad(loss, y, create_graph=differentiable)
-        y, state = rule.step(y, g, state)
-        if not differentiable:
-            y = detached(y)
-            state = None if state is None else detached(state)
+        if differentiable:
+            y, state = rule.step(y, g, state)
+        else:
+            with torch.no_grad():  # the step builds no graph: its results are plain tensors
+                y, state = rule.step(y, g, state)
         losses.append(loss.detach())
     return y, state, losses
 

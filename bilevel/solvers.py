@@ -43,5 +43,5 @@ def neumann_series(matvec: MatVec, b: TensorDict, iters: int, alpha: float) -> T
     total = dict(b)
     for _ in range(iters):
         term = axpy(-alpha, matvec(term), term)
-        total = {k: total[k] + term[k] for k in total}
+        total = axpy(1.0, term, total)
     return scale(alpha, total)

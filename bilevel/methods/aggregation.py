@@ -65,10 +65,9 @@ class BDA(Method):
             mu = cfg.weight(k)
             lower = ctx.f(y)
             upper = ctx.F(y)
-            gf = grad(lower, y, create_graph=True)
-            gF = grad(upper, y, create_graph=True)
             ratio = mu * cfg.upper_lr / rule.lr
-            g = {n: ratio * gF[n] + (1.0 - mu) * gf[n] for n in y}
+            # ratio * grad_y F + (1 - mu) * grad_y f as one backward pass of the weighted sum
+            g = grad(ratio * upper + (1.0 - mu) * lower, y, create_graph=True)
             y, state = rule.step(y, g, state)
             if first is None:
                 first = (float(lower.detach()), float(upper.detach()))

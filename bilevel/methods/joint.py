@@ -160,16 +160,19 @@ class PBGDConfig:
 def penalty_directions(ctx: Context, z: TensorDict, weight: float) -> tuple[TensorDict, dict[str, Any]]:
     """The gradient of ``F / w + f(x, y) - f(x, z)`` (``z`` held fixed): the upper direction
     ``grad_x F / w + grad_x f(x, y) - grad_x f(x, z)``, and into ``ctx`` the lower one
-    ``grad_y F / w + grad_y f(x, y)``."""
+    ``grad_y F / w + grad_y f(x, y)``. Three backward passes, each graph freed before the next
+    forward (one pass of the sum would hold all three graphs at once: twice the peak memory on
+    benchmarks/hypergrad.py's CNN)."""
     upper = ctx.F(ctx.y)
     Fx, Fy = partials(ctx, upper, ctx.y)
     lower = ctx.f(ctx.y)
     fx, fy = partials(ctx, lower, ctx.y)
-    zx = grad(ctx.f(z), ctx.x)
-    ctx.lower_direction = {k: fy[k] + Fy[k] / weight for k in fy}
-    with torch.no_grad():
-        gap = float(lower.detach() - ctx.f(z))
-    return {k: Fx[k] / weight + fx[k] - zx[k] for k in Fx}, {
+    lower_z = ctx.f(z)
+    zx = grad(lower_z, ctx.x)
+    inv = 1.0 / weight
+    ctx.lower_direction = {k: torch.add(fy[k], Fy[k], alpha=inv) for k in fy}
+    gap = float(lower.detach() - lower_z.detach())  # f(x, z) from the pass above, not a new one
+    return {k: torch.add(fx[k] - zx[k], Fx[k], alpha=inv) for k in Fx}, {
         "lower_loss": float(lower.detach()), "upper_loss": float(upper.detach()), "gap": gap,
         "penalty": weight}
 

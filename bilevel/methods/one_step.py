@@ -87,13 +87,18 @@ class Darts2(Method):
             gy = grad(ctx.f(y, ctx.x), y, create_graph=True)
             mixed = grad(dot(gy, v), ctx.x)
         else:
-            eps = cfg.eps_scale / v_norm
+            eps = cfg.eps_scale / diag["v_norm"]
             with torch.no_grad():
                 y_plus = axpy(eps, v, y)
                 y_minus = axpy(-eps, v, y)
+            # Two backward passes, each graph freed before the next forward. One backward pass of
+            # f(y+) - f(y-) gives the same difference but keeps both graphs alive at once: where x
+            # sits inside the network (DARTS) that is a second set of activations (peak memory
+            # +17% on a NAS-like toy, CPU time -1% on benchmarks/hypergrad.py's CNN).
             with full_precision(y):  # under mixed precision the difference would cancel to noise
                 g_plus = grad(ctx.f(y_plus, ctx.x), ctx.x)
                 g_minus = grad(ctx.f(y_minus, ctx.x), ctx.x)
-            mixed = {k: (g_plus[k] - g_minus[k]) / (2 * eps) for k in ctx.x}
-            diag["eps"] = float(eps)
+            diag["eps"] = eps
+            step = -coeff / (2 * eps)  # gx - coeff * (g_plus - g_minus) / (2 eps), one fused op
+            return {k: torch.add(gx[k], g_plus[k] - g_minus[k], alpha=step) for k in ctx.x}, diag
         return {k: gx[k] - coeff * mixed[k] for k in ctx.x}, diag
