@@ -148,28 +148,6 @@ class _OutOnly(nn.Module):
         return self.net(x)["out"]
 
 
-def _cuda_graph(fn: Forward, x: torch.Tensor) -> Forward:
-    """``fn`` captured once with ``torch.cuda.graph`` at ``x``'s size; calls copy into the static input
-    and replay (the output tensor is reused by every call)."""
-    static_x = x.clone()
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.inference_mode(), torch.cuda.stream(stream):
-        for _ in range(3):  # warm-up on a side stream, as torch.cuda.graphs asks
-            fn(static_x)
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.inference_mode(), torch.cuda.graph(graph):
-        static_out = fn(static_x)
-
-    def run(inp: torch.Tensor) -> torch.Tensor:
-        static_x.copy_(inp)
-        graph.replay()
-        return static_out
-
-    return run
-
-
 def make_forward(net: nn.Module, variant: Variant, x: torch.Tensor) -> Forward:
     """``x -> output "out"`` for ``variant`` over a copy of ``net`` (compiled lazily, at the first call)."""
     net = copy.deepcopy(net).eval()
@@ -182,12 +160,8 @@ def make_forward(net: nn.Module, variant: Variant, x: torch.Tensor) -> Forward:
     if variant.compile == "frozen":
         options = {"options": {"freezing": True}}
     runner = Runner(net, Precision(variant.amp, x.device, scaler=False), variant.channels_last,
-                    compile=variant.compile is not None, compile_options=options)
-    fn: Forward = lambda t: runner(t)["out"]  # noqa: E731
-    if variant.cuda_graph:
-        xin = x.contiguous(memory_format=torch.channels_last) if variant.channels_last else x
-        return _cuda_graph(fn, xin)
-    return fn
+                    compile=variant.compile is not None, compile_options=options, cuda_graph=variant.cuda_graph)
+    return lambda t: runner(t)["out"]
 
 
 def run_variants(net: nn.Module, x: torch.Tensor, variants: list[Variant], warmup: int, repeats: int) -> list[dict]:

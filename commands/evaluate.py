@@ -19,7 +19,7 @@ from .models import build_model, read_model
 from .registry import TASKS, get_task
 from .threads import add_threads_flag, apply_threads
 from .precision import Precision
-from .speed import Runner, add_speed_flags, speed_note
+from .speed import Runner, add_speed_flags, check_cuda_graph, speed_note
 from .runs import RunFolder, atomic_write_bytes, check_folder, write_json
 
 #: Tasks whose outputs made elsewhere can be scored (``--predictions``).
@@ -69,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "predictions are scored on the cpu)")
     add_threads_flag(parser)
     add_speed_flags(parser)
+    parser.add_argument("--cuda-graph", action="store_true",
+                        help="CUDA only: capture the network's forward pass in a CUDA graph per input size and "
+                             "replay it (no per-kernel launch cost; a folder of equal-sized images gains most; "
+                             "--checkpoint only)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="evaluation batch size (default: the task's; --checkpoint only)")
     parser.add_argument("--force", action="store_true",
@@ -105,7 +109,8 @@ def _check_flags(args: argparse.Namespace) -> None:
         return
     network = [flag for flag, value in (("--save-images", args.save_images), ("--tile", args.tile),
                                         ("--batch-size", args.batch_size), ("--amp", args.amp),
-                                        ("--channels-last", args.channels_last), ("--compile", args.compile))
+                                        ("--channels-last", args.channels_last), ("--compile", args.compile),
+                                        ("--cuda-graph", args.cuda_graph))
                if value not in (None, False)]
     if network:
         raise UserError(f"--predictions scores outputs already made: drop {', '.join(network)} (for running "
@@ -141,13 +146,15 @@ def _evaluate_checkpoint(args: argparse.Namespace) -> int:
         s = _tiled(task, s, args.tile, DEFAULT_OVERLAP if args.overlap is None else args.overlap)
     net = build_model(task, s, ckpt, args.checkpoint)
     device = device_of(args.device)
+    check_cuda_graph(args.cuda_graph, device)
     net.to(device)
     precision = Precision(args.amp, device, scaler=False)
     # inference only: on a CPU inductor's freezing (weights as constants, prepacked oneDNN convs with fused
     # element-wise ops) is what makes --compile pay (benchmarks/lowlight_speed.py, compiled-frozen rows)
     frozen = {"options": {"freezing": True}} if device.type == "cpu" else None
-    net = Runner(net, precision, bool(args.channels_last), bool(args.compile), frozen)  # autocast, channels-last, compiled
-    speed = speed_note(precision, bool(args.channels_last), bool(args.compile))
+    # autocast, channels-last, compiled, replayed from CUDA graphs
+    net = Runner(net, precision, bool(args.channels_last), bool(args.compile), frozen, cuda_graph=args.cuda_graph)
+    speed = speed_note(precision, bool(args.channels_last), bool(args.compile), args.cuda_graph)
     folder = RunFolder(check_folder(args.out or Path(args.checkpoint).parent / "eval", False, args.force,
                                     can_resume=False), OWNED, args.force)
     dataset = task.test_data(args.data, s)  # every file checked before the first image is run

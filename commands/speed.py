@@ -8,6 +8,10 @@ task's losses and metrics are computed in float32. Attributes the tasks read (``
 ``log_weights``, ...) are the network's. The network itself (its state dict, its parameters) is
 unchanged: checkpoints hold the same keys with or without these flags.
 
+``evaluate.py --cuda-graph`` (CUDA only) captures the forward pass, autocast and all, in one CUDA graph per
+input signature (``CudaGraphs``) and replays it: the launch overhead of a small network at a fixed
+size goes away (a folder of mixed sizes captures one graph per size, up to ``CudaGraphs.limit``).
+
 ``evaluate.py --compile`` on a CPU adds inductor's freezing (weights as constants, oneDNN convs
 with fused element-wise ops; inference only, so not in training, whose validation runs on weights
 that change): ``benchmarks/lowlight_speed.py`` measures every variant.
@@ -20,15 +24,18 @@ work in search too (see ``commands.precision``).
 from __future__ import annotations
 
 import argparse
-from typing import Any, Callable
+from collections import OrderedDict
+from typing import Any, Callable, Hashable
 
 import torch
 from torch import nn
+from torch.utils._pytree import tree_flatten, tree_map, tree_unflatten
 
 from .errors import UserError
 from .precision import AMP_CHOICES, Precision
 
-__all__ = ["Runner", "add_speed_flags", "check_search", "speed_note", "to_channels_last"]
+__all__ = ["CudaGraphs", "Runner", "add_speed_flags", "check_cuda_graph", "check_search", "speed_note",
+           "to_channels_last"]
 
 
 def add_speed_flags(parser: argparse.ArgumentParser) -> None:
@@ -101,16 +108,19 @@ class Runner(nn.Module):
         channels_last: inputs (and ``net``) in channels-last memory format.
         compile: run ``torch.compile(net, **compile_options)`` instead of ``net`` (options such as
             ``mode="reduce-overhead"`` or ``options={"freezing": True}``: ``benchmarks/lowlight_speed.py``).
+        cuda_graph: replay the whole forward pass (autocast, compiled or not) from ``CudaGraphs``:
+            inference on CUDA only (``check_cuda_graph``).
     """
 
     def __init__(self, net: nn.Module, precision: Precision, channels_last: bool = False, compile: bool = False,
-                 compile_options: dict[str, Any] | None = None) -> None:
+                 compile_options: dict[str, Any] | None = None, cuda_graph: bool = False) -> None:
         super().__init__()
         self.net = to_channels_last(net) if channels_last else net
         self.precision, self.channels_last, self.compile = precision, channels_last, compile
         self.compile_options = dict(compile_options or {})
         # not a registered submodule: the compiled wrapper would repeat net's parameters under _orig_mod
         object.__setattr__(self, "_compiled", None)
+        object.__setattr__(self, "_graphs", CudaGraphs(self._run) if cuda_graph else None)
 
     def _forward(self) -> nn.Module:
         """The network, or its ``torch.compile`` wrapper (made at the first call: dynamo's import alone
@@ -122,6 +132,11 @@ class Runner(nn.Module):
         return self._compiled
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
+        if self._graphs is not None:
+            return self._graphs(*args, **kwargs)
+        return self._run(*args, **kwargs)
+
+    def _run(self, *args: Any, **kwargs: Any) -> Any:
         if self.channels_last:
             args, kwargs = channels_last_inputs((args, kwargs))
         with self.precision.autocast():
@@ -137,7 +152,84 @@ class Runner(nn.Module):
             return getattr(self.net, name)
 
 
-def speed_note(precision: Precision, channels_last: bool = False, compile: bool = False) -> str:
-    """``float32`` / ``bf16 autocast, channels-last, compiled``: for a run's first line."""
+def _signature(leaf: Any) -> Hashable:
+    """What a captured graph is specific to: a tensor's device, dtype, shape and strides; any other
+    argument's value."""
+    if isinstance(leaf, torch.Tensor):
+        return ("tensor", leaf.device, leaf.dtype, tuple(leaf.shape), leaf.stride())
+    return ("value", leaf if isinstance(leaf, Hashable) else repr(leaf))
+
+
+class CudaGraphs:
+    """``fn`` captured in one CUDA graph per input signature and replayed (inference only).
+
+    The first call at a signature (tensor shapes, dtypes, strides; other arguments' values) warms
+    ``fn`` up on a side stream, captures it with ``torch.cuda.graph`` on static copies of the inputs
+    and keeps the graph; every call copies its tensors into the static inputs, replays the graph and
+    returns clones of the outputs (so a caller may keep them across calls). At most ``limit`` graphs
+    are kept (the oldest is dropped, with its memory pool).
+
+    Args:
+        fn: the forward pass, ``fn(*args, **kwargs)`` -> tensors in nested dicts/lists/tuples; every
+            tensor argument on the same CUDA device.
+        limit: graphs kept at once.
+    """
+
+    limit_default = 16
+
+    def __init__(self, fn: Callable[..., Any], limit: int = limit_default, warmup: int = 3) -> None:
+        self.fn, self.limit, self.warmup = fn, limit, warmup
+        self.graphs: OrderedDict[Hashable, tuple[torch.cuda.CUDAGraph, list[Any], Any]] = OrderedDict()
+
+    @staticmethod
+    def key(leaves: list[Any], spec: Any) -> Hashable:
+        """The signature of a call (``tree_flatten((args, kwargs))``): its argument structure and
+        ``_signature`` of every leaf."""
+        return (str(spec), tuple(_signature(leaf) for leaf in leaves))
+
+    def _capture(self, leaves: list[Any], spec: Any) -> tuple[torch.cuda.CUDAGraph, list[Any], Any]:
+        static = [leaf.clone() if isinstance(leaf, torch.Tensor) else leaf for leaf in leaves]
+        args, kwargs = tree_unflatten(static, spec)
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):  # warm-up off the capture stream, as torch.cuda.graph asks
+            for _ in range(self.warmup):
+                self.fn(*args, **kwargs)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph):
+                out = self.fn(*args, **kwargs)
+        except RuntimeError as e:  # a host synchronisation or a CPU tensor inside the forward pass
+            first = (str(e).strip().splitlines() or [""])[0]
+            raise UserError(f"the network cannot be captured in a CUDA graph ({first}); drop --cuda-graph") from e
+        return graph, static, out
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        leaves, spec = tree_flatten((args, kwargs))
+        key = self.key(leaves, spec)
+        if key not in self.graphs:
+            if len(self.graphs) >= self.limit:
+                self.graphs.popitem(last=False)
+            self.graphs[key] = self._capture(leaves, spec)
+        graph, static, out = self.graphs[key]
+        for dst, src in zip(static, leaves):
+            if isinstance(dst, torch.Tensor):
+                dst.copy_(src)
+        graph.replay()
+        return tree_map(lambda t: t.clone() if isinstance(t, torch.Tensor) else t, out)
+
+
+def check_cuda_graph(cuda_graph: bool, device: torch.device) -> None:
+    """``--cuda-graph`` needs a CUDA device (one line otherwise)."""
+    if cuda_graph and device.type != "cuda":
+        raise UserError(f"--cuda-graph captures CUDA kernels and the network runs on {device.type}; drop "
+                        "--cuda-graph, or pass --device cuda on a machine with a GPU (on a CPU, --compile is "
+                        "the fast path)")
+
+
+def speed_note(precision: Precision, channels_last: bool = False, compile: bool = False,
+               cuda_graph: bool = False) -> str:
+    """``float32`` / ``bf16 autocast, channels-last, compiled, CUDA graphs``: for a run's first line."""
     return ", ".join([precision.describe()] + (["channels-last"] if channels_last else [])
-                     + (["compiled"] if compile else []))
+                     + (["compiled"] if compile else []) + (["CUDA graphs"] if cuda_graph else []))

@@ -11,7 +11,7 @@ from commands.errors import UserError, run
 from commands.evaluate import main as evaluate_main
 from commands.precision import Precision
 from commands.search import main as search_main
-from commands.speed import Runner, channels_last_inputs
+from commands.speed import CudaGraphs, Runner, channels_last_inputs
 from commands.train import main as train_main
 from restoration.lowlight.model import RUASNet
 from restoration.lowlight.reference import RUAS_GENOTYPE
@@ -178,3 +178,46 @@ def test_precision_rejects_fp16_on_cpu_and_describes_itself():
         Precision("fp16", CPU)
     assert Precision(None, CPU).describe() == "float32"
     assert Precision("bf16", CPU).describe() == "bf16 autocast" and Precision("bf16", CPU).scaler is None
+
+
+def test_cuda_graph_on_a_cpu_is_a_one_line_error_that_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "T"
+    assert run(train_main, [*FAST, "--genotype", str(RUAS_REFERENCE_PATH), "--max-steps", "1", "--out", str(out)]) == 0
+    capsys.readouterr()
+    argv = ["--checkpoint", str(out / "model.pt"), "--device", "cpu", "--cuda-graph", "--out", str(tmp_path / "E")]
+    assert run(evaluate_main, argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--cuda-graph captures CUDA kernels" in err[0] and "--device cuda" in err[0], err
+    assert not (tmp_path / "E").exists()
+
+
+def test_cuda_graph_signature_separates_sizes_layouts_and_arguments():
+    def key(*args, **kwargs):
+        from torch.utils._pytree import tree_flatten
+        return CudaGraphs.key(*tree_flatten((args, kwargs)))
+    x = torch.zeros(1, 3, 8, 8)
+    assert key(x) == key(torch.ones(1, 3, 8, 8))  # values do not matter, shapes do
+    assert key(x) != key(torch.zeros(1, 3, 8, 16))
+    assert key(x) != key(x.contiguous(memory_format=torch.channels_last))
+    assert key(x) != key(x.double())
+    assert key(x, scale=2) != key(x, scale=3) and key(x, {"a": x}) != key(x, {"b": x})
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+@pytest.mark.parametrize("amp", [None, "bf16"])
+def test_cuda_graph_replays_equal_eager_at_two_sizes_and_keeps_outputs(amp):
+    cuda = torch.device("cuda")
+    net = _ruas().to(cuda).eval()
+    graphed = Runner(net, Precision(amp, cuda, scaler=False), cuda_graph=True)
+    eager = Runner(net, Precision(amp, cuda, scaler=False))
+    tol = 1e-5 if amp is None else 2e-2
+    with torch.no_grad():
+        first = None
+        for i, size in enumerate((32, 48, 32)):
+            x = _image(size).to(cuda) * (1 + i / 4)  # the third input differs from the first
+            got, expected = graphed(x)["out"], eager(x)["out"]
+            assert torch.allclose(got, expected, atol=tol, rtol=0)
+            if first is None:
+                first, kept = got, got.clone()
+        assert len(graphed._graphs.graphs) == 2  # one graph per size: the third call replayed the first
+        assert torch.equal(first, kept)  # a later replay does not overwrite an output already returned
