@@ -14,13 +14,17 @@ stopped when the search ends). Settings:
 * ``--threads 1``, ``--threads N`` (N = cores): the flag of the commands;
 * ``--threads auto``: the commands' default (see ``commands.threads``).
 
-Times vary with the machine's load; compare rows of one run, side by side.
+Every "alone" cell runs before the first "loaded" one, so the concurrent job's trace in the load
+average does not fall on them; the table shows the thread count each run chose (``auto`` reads the
+load average, which still holds the earlier runs for a minute or so). Times vary with the machine's
+load; compare rows of one run, side by side.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -45,8 +49,8 @@ def _child_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def _run(flags: list[str], steps: int, loaded: bool, env: dict[str, str]) -> tuple[float, float]:
-    """(wall s, CPU s) of one tiny search."""
+def _run(flags: list[str], steps: int, loaded: bool, env: dict[str, str]) -> tuple[float, float, str]:
+    """(wall s, CPU s, threads it ran with) of one tiny search."""
     burners = []
     clean = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     if loaded:
@@ -59,7 +63,7 @@ def _run(flags: list[str], steps: int, loaded: bool, env: dict[str, str]) -> tup
                    "--layers", "3", "--batch-size", "4", "--max-steps", str(steps), "--device", "cpu",
                    "--out", str(Path(out) / "run"), *flags]
             cpu0, t0 = _child_cpu(), time.perf_counter()
-            done = subprocess.run(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            done = subprocess.run(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             wall, cpu = time.perf_counter() - t0, _child_cpu() - cpu0
             if done.returncode != 0:
                 raise SystemExit(f"error: {' '.join(cmd)} failed: {done.stderr.strip().splitlines()[-1:]}")
@@ -67,7 +71,8 @@ def _run(flags: list[str], steps: int, loaded: bool, env: dict[str, str]) -> tup
         for b in burners:
             b.kill()
             b.wait()
-    return wall, cpu
+    found = re.search(r"\((\d+) threads?\b", done.stdout)  # the run's first line: "(2 threads (auto), ..."
+    return wall, cpu, found.group(1) if found else "?"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -80,14 +85,18 @@ def main(argv: list[str] | None = None) -> None:
     settings = [("torch default", ["--threads", "torch"]), ("--threads 1", ["--threads", "1"]),
                 (f"--threads {n}", ["--threads", str(n)]), ("--threads auto (the default)", [])]
     print(f"{n} cores; tiny classification search, {a.steps} steps; wall / CPU seconds (median of {a.repeats})")
-    print("| setting | alone wall | alone CPU | loaded wall | loaded CPU |\n|---|---|---|---|---|")
-    for name, flags in settings:
-        cells = []
-        for loaded in (False, True):
+    cells: dict[str, list[str]] = {name: [] for name, _ in settings}
+    for loaded in (False, True):  # all alone cells first
+        for name, flags in settings:
             runs = sorted(_run(flags, a.steps, loaded, base) for _ in range(a.repeats))
-            wall, cpu = runs[len(runs) // 2]
-            cells += [f"{wall:.1f}", f"{cpu:.1f}"]
-        print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
+            wall, cpu, _ = runs[len(runs) // 2]
+            threads = "/".join(sorted({r[2] for r in runs}))
+            cells[name] += [threads, f"{wall:.1f}", f"{cpu:.1f}"]
+            print(f"  {name}, {'loaded' if loaded else 'alone'}: {threads} threads, wall {wall:.1f} s, CPU {cpu:.1f} s",
+                  file=sys.stderr, flush=True)
+    print("| setting | alone: threads | wall | CPU | loaded: threads | wall | CPU |\n|---|---|---|---|---|---|---|")
+    for name, _ in settings:
+        print(f"| {name} | " + " | ".join(cells[name]) + " |", flush=True)
 
 
 if __name__ == "__main__":
