@@ -56,11 +56,13 @@ class Precision:
     def enabled(self) -> bool:
         return self.amp is not None
 
-    def autocast(self) -> ContextManager[Any]:
-        """``torch.autocast(device_type, dtype)``, or a null context in float32."""
+    def autocast(self, cache: bool = True) -> ContextManager[Any]:
+        """``torch.autocast(device_type, dtype)``, or a null context in float32. ``cache=False`` for a
+        forward pass captured in a CUDA graph (the cast weights must be made inside the graph, as
+        ``torch.cuda.graph``'s documentation asks)."""
         if not self.enabled:
             return contextlib.nullcontext()
-        return torch.autocast(self.device_type, dtype=self.dtype)
+        return torch.autocast(self.device_type, dtype=self.dtype, cache_enabled=cache)
 
     def describe(self) -> str:
         """A phrase for the run's first line: ``float32``, ``bf16 autocast``, ``fp16 autocast + GradScaler``."""

@@ -139,7 +139,7 @@ class Runner(nn.Module):
     def _run(self, *args: Any, **kwargs: Any) -> Any:
         if self.channels_last:
             args, kwargs = channels_last_inputs((args, kwargs))
-        with self.precision.autocast():
+        with self.precision.autocast(cache=self._graphs is None):
             out = self._forward()(*args, **kwargs)
         return _map(_float32, out) if self.precision.enabled else out
 
