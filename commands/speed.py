@@ -29,7 +29,7 @@ from typing import Any, Callable, Hashable
 
 import torch
 from torch import nn
-from torch.utils._pytree import tree_flatten, tree_map, tree_unflatten
+from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from .errors import UserError
 from .precision import AMP_CHOICES, Precision
@@ -217,7 +217,7 @@ class CudaGraphs:
             if isinstance(dst, torch.Tensor):
                 dst.copy_(src)
         graph.replay()
-        return tree_map(lambda t: t.clone() if isinstance(t, torch.Tensor) else t, out)
+        return _map(torch.Tensor.clone, out)
 
 
 def check_cuda_graph(cuda_graph: bool, device: torch.device) -> None:
