@@ -1,19 +1,35 @@
 """Differentiable lower-level update rules, shared by the one-step and unrolled methods.
 
-Without an optimizer the rule is the plain step ``y <- y - lr * grad_y f``. Given a
-``torch.optim.SGD`` lower optimizer, the rule is SGD exactly as PyTorch applies it (momentum,
-dampening, Nesterov, weight decay), starting from the optimizer's current momentum buffers, so
-the virtual step of DARTS and the unrolled trajectories see the update the loop will really make.
+Without an optimizer the rule is the plain step ``y <- y - lr * grad_y f``. Given a lower
+optimizer, the rule is that optimizer's update exactly as PyTorch applies it, starting from its
+current state, so the virtual step of DARTS and the unrolled trajectories see the update the loop
+will really make: ``torch.optim.SGD`` (momentum, dampening, Nesterov, weight decay; here) and
+``torch.optim.Adam`` / ``torch.optim.AdamW`` (moments, step count, amsgrad, coupled or decoupled
+weight decay; ``lower_adam.py``).
+
+A rule is an object with ``lr``, ``initial_state()`` and ``step(y, g, state) -> (y, state)``; its
+state is a dict of tensors (and, for Adam, int step counts) by ``<slot>/<name>`` or by name.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable, Protocol
 
 import torch
 from torch import Tensor
 
+from .lower_adam import RuleState, adam_rule
 from .tensors import TensorDict, detached, grad
+
+
+class Rule(Protocol):
+    """A differentiable lower update (``SGDRule``, ``AdamRule``)."""
+
+    lr: float
+
+    def initial_state(self) -> RuleState | None: ...
+
+    def step(self, y: TensorDict, g: TensorDict, state: RuleState | None) -> tuple[TensorDict, RuleState | None]: ...
 
 
 @dataclass
@@ -44,51 +60,72 @@ class SGDRule:
     def initial_state(self) -> TensorDict | None:
         return dict(self.buffers) if self.momentum and self.buffers else None
 
-    @property
-    def grad_coefficient(self) -> float:
-        """``c`` in ``d y_new / d g = -lr * c`` for the first step from the current state."""
-        if not self.momentum:
-            return 1.0
-        cb = (1.0 - self.dampening) if self.buffers else 1.0
-        return 1.0 + self.momentum * cb if self.nesterov else cb
+
+RULES = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW)  # exact types differentiated through
+
+
+# the param-group settings that enter the update (not its parameters, implementation flags or
+# a scheduler's bookkeeping)
+UPDATE_SETTINGS = ("lr", "momentum", "dampening", "nesterov", "weight_decay", "betas", "eps", "amsgrad", "maximize",
+                   "decoupled_weight_decay")
+
+
+def _settings(group: dict[str, Any]) -> tuple:
+    """A param group's update settings, comparable across groups."""
+    return tuple((k, repr(group[k])) for k in UPDATE_SETTINGS if k in group)
 
 
 def rule_for(lower_optimizer: torch.optim.Optimizer | None, lower: TensorDict, lr: float | None,
-             method: str) -> SGDRule:
-    """The update rule: plain steps of size ``lr`` without an optimizer, else the optimizer's SGD.
+             method: str) -> Rule:
+    """The update rule: plain steps of size ``lr`` without an optimizer, else the optimizer's own
+    (its learning rate replaced by ``lr`` unless ``lr`` is None).
 
     ``lower`` maps names to the problem's own lower tensors (the optimizer's keys)."""
     if lower_optimizer is None:
         if lr is None:
             raise ValueError(f"method {method!r} needs a step size: pass lr=... or a lower optimizer")
         return SGDRule(lr=lr)
-    if type(lower_optimizer) is not torch.optim.SGD:
+    if type(lower_optimizer) not in RULES:
         raise NotImplementedError(
             f"method {method!r} differentiates through the lower update, which is implemented for "
-            f"torch.optim.SGD (momentum, weight decay, Nesterov), not {type(lower_optimizer).__name__}; "
-            "use SGD for the lower level, or call without lower_optimizer for plain gradient steps")
+            f"torch.optim.SGD, Adam and AdamW, not {type(lower_optimizer).__name__}; use one of them for "
+            "the lower level, or call without lower_optimizer for plain gradient steps")
     groups = {id(p): grp for grp in lower_optimizer.param_groups for p in grp["params"]}
     settings = set()
-    buffers: TensorDict = {}
     for name, p in lower.items():
         grp = groups.get(id(p))
         if grp is None:
             raise ValueError(f"lower variable {name!r} is not in the lower optimizer's parameters")
-        settings.add((grp["lr"], grp["momentum"], grp["weight_decay"], grp["dampening"], grp["nesterov"]))
+        settings.add(_settings(grp))
+    if len(settings) != 1:
+        raise NotImplementedError(f"method {method!r}: lower optimizer param groups with different settings")
+    group = groups[id(next(iter(lower.values())))]
+    if isinstance(lower_optimizer, torch.optim.Adam):
+        return adam_rule(lower_optimizer, lower, group, lr, method)
+    if group.get("maximize", False):
+        raise NotImplementedError(f"method {method!r}: lower SGD with maximize=True is not supported")
+    buffers: TensorDict = {}
+    for name, p in lower.items():
         buf = lower_optimizer.state.get(p, {}).get("momentum_buffer")
         if buf is not None:
             buffers[name] = buf.detach()
-    if len(settings) != 1:
-        raise NotImplementedError(f"method {method!r}: lower optimizer param groups with different settings")
-    glr, mom, wd, damp, nest = settings.pop()
+    glr, mom, wd, damp, nest = (group[k] for k in ("lr", "momentum", "weight_decay", "dampening", "nesterov"))
     if buffers and len(buffers) != len(lower):
         raise ValueError("lower optimizer has momentum buffers for some lower variables only")
     return SGDRule(lr=glr if lr is None else lr, momentum=mom, weight_decay=wd, dampening=damp,
                    nesterov=nest, buffers=buffers)
 
 
-def unroll(ctx_f: Callable[[TensorDict], Tensor], y0: TensorDict, rule: SGDRule, steps: int, differentiable: bool,
-           state: TensorDict | None = None) -> tuple[TensorDict, TensorDict | None, list[Tensor]]:
+def detach_state(state: RuleState | None, requires_grad: bool = False) -> RuleState | None:
+    """The rule state with fresh leaf tensors (floating ones requiring grad if asked); ints kept."""
+    if state is None:
+        return None
+    return {k: v.detach().requires_grad_(requires_grad and v.is_floating_point()) if isinstance(v, Tensor) else v
+            for k, v in state.items()}
+
+
+def unroll(ctx_f: Callable[[TensorDict], Tensor], y0: TensorDict, rule: Rule, steps: int, differentiable: bool,
+           state: RuleState | None = None) -> tuple[TensorDict, RuleState | None, list[Tensor]]:
     """``steps`` updates of ``rule`` on ``ctx_f(y) -> loss``. With ``differentiable`` the graph is
     kept (create_graph) so the result can be differentiated w.r.t. whatever ``y0`` and the loss
     depend on; otherwise each step is detached. Returns final y, rule state and the (detached)

@@ -146,3 +146,46 @@ def many_solutions(y0: tuple[float, float] = (0.0, 0.0), x0: float = 3.0) -> tup
         lower_loss=lambda lo, up, _: 0.5 * lo["y"][0] ** 2 - up["x"][0] * lo["y"][0],
         upper_loss=lambda lo, up, _: 0.5 * (up["x"][0] - lo["y"][1]) ** 2 + 0.5 * (lo["y"][0] - 1) ** 2)
     return problem, x, y
+
+
+@dataclass
+class TinyNet:
+    """``predict(A) = tanh(A @ w) @ b`` (float64, nonlinear in the lower variables ``w`` (4, 3) and
+    ``b`` (3,)); ``f`` = training MSE + ``0.5 * exp(lam[0]) |w|^2 + 0.5 * exp(lam[1]) |b|^2``,
+    ``F`` = validation MSE. Batches: ``(A, t)`` with ``A`` (8, 4), ``t`` (8,)."""
+
+    lower_batch: tuple[Tensor, Tensor]
+    upper_batch: tuple[Tensor, Tensor]
+    w: Tensor
+    b: Tensor
+    lam: Tensor
+
+    @staticmethod
+    def f(w: Tensor, b: Tensor, lam: Tensor, batch: tuple[Tensor, Tensor]) -> Tensor:
+        A, t = batch
+        r = torch.tanh(A @ w) @ b - t
+        return (r * r).mean() + 0.5 * (lam[0].exp() * (w * w).sum() + lam[1].exp() * (b * b).sum())
+
+    @staticmethod
+    def F(w: Tensor, b: Tensor, lam: Tensor, batch: tuple[Tensor, Tensor]) -> Tensor:
+        A, t = batch
+        r = torch.tanh(A @ w) @ b - t
+        return (r * r).mean()
+
+    def problem(self) -> bilevel.BilevelProblem:
+        return bilevel.BilevelProblem(
+            lower={"w": self.w, "b": self.b}, upper={"lam": self.lam},
+            lower_loss=lambda lo, up, batch: self.f(lo["w"], lo["b"], up["lam"], batch),
+            upper_loss=lambda lo, up, batch: self.F(lo["w"], lo["b"], up["lam"], batch))
+
+
+def tiny_net(seed: int = 0) -> TinyNet:
+    g = torch.Generator().manual_seed(seed)
+
+    def batch() -> tuple[Tensor, Tensor]:
+        return torch.randn(8, 4, generator=g, dtype=DT), torch.randn(8, generator=g, dtype=DT)
+    lower, upper = batch(), batch()
+    w = (0.5 * torch.randn(4, 3, generator=g, dtype=DT)).requires_grad_(True)
+    b = (0.5 * torch.randn(3, generator=g, dtype=DT)).requires_grad_(True)
+    lam = torch.tensor([-2.0, -1.5], dtype=DT, requires_grad=True)
+    return TinyNet(lower, upper, w, b, lam)

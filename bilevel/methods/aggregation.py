@@ -11,6 +11,8 @@ from ..base import Context, Method, OptionError, check_positive
 from ..lower_step import rule_for, unroll
 from ..problem import BilevelProblem
 from ..tensors import TensorDict, detached, grad
+from ..trajectory import trajectory_gradient
+from .unrolled import check_every
 
 INIT_PREFIX = "iaptt_init/"
 
@@ -20,12 +22,16 @@ class BDAConfig:
     """Options of ``bda`` (Liu et al., ICML 2020).
 
     steps: lower updates unrolled (and differentiated) from the current lower variables.
-    lr: ``s_l``, the step on the lower gradient; ``None`` takes the lower SGD optimizer's.
+    lr: ``s_l``, the step on the lower gradient; ``None`` takes the lower optimizer's.
     upper_lr: ``s_u``, the step on the upper gradient ``grad_y F``.
     mu: aggregation weight at the first step, in (0, 1).
     mu_decay: ``None`` for ``mu_k = mu / (k + 1)`` (the paper's schedule: ``mu_k -> 0``,
         ``sum mu_k = inf``); a number ``r`` in (0, 1] for ``mu_k = mu * r**k``.
-    Update: ``y <- y - (mu_k * s_u * grad_y F(x, y) + (1 - mu_k) * s_l * grad_y f(x, y))``.
+    checkpoint_every: as ``rad``'s (``None``: keep the whole graph; ``K``: recompute segments of
+        ``K`` steps in the backward pass).
+    Update: ``y <- y - (mu_k * s_u * grad_y F(x, y) + (1 - mu_k) * s_l * grad_y f(x, y))``; with a
+    lower optimizer, its rule (momentum, Adam moments) is applied to the direction
+    ``(mu_k * s_u / s_l) * grad_y F + (1 - mu_k) * grad_y f`` with learning rate ``s_l``.
     """
 
     steps: int = 10
@@ -33,9 +39,11 @@ class BDAConfig:
     upper_lr: float = 0.1
     mu: float = 0.5
     mu_decay: float | None = None
+    checkpoint_every: int | None = None
 
     def __post_init__(self) -> None:
         check_positive("steps", self.steps, integer=True)
+        check_every(self.checkpoint_every)
         if self.lr is not None:
             check_positive("lr", self.lr)
         check_positive("upper_lr", self.upper_lr, allow_zero=True)
@@ -59,22 +67,30 @@ class BDA(Method):
     def compute(self, ctx: Context) -> tuple[TensorDict, dict[str, Any]]:
         cfg = self.config
         rule = rule_for(ctx.lower_optimizer, ctx.problem.lower, cfg.lr, self.name)
-        y, state = ctx.y, rule.initial_state()
-        first = None
-        for k in range(cfg.steps):
+        x_fixed = detached(ctx.x)
+        first: list[float] = []
+
+        def advance(k: int, y: TensorDict, state: Any, differentiable: bool) -> tuple[TensorDict, Any]:
             mu = cfg.weight(k)
-            lower = ctx.f(y)
-            upper = ctx.F(y)
+            x = ctx.x if differentiable else x_fixed
+            if not differentiable:
+                y = detached(y, requires_grad=True)
+            lower = ctx.f(y, x)
+            upper = ctx.F(y, x)
             ratio = mu * cfg.upper_lr / rule.lr
             # ratio * grad_y F + (1 - mu) * grad_y f as one backward pass of the weighted sum
-            g = grad(ratio * upper + (1.0 - mu) * lower, y, create_graph=True)
-            y, state = rule.step(y, g, state)
-            if first is None:
-                first = (float(lower.detach()), float(upper.detach()))
-        upper = ctx.F(y)
-        assert first is not None
-        return grad(upper, ctx.x), {"lower_loss": first[0], "upper_loss": first[1],
-                                    "upper_loss_final": float(upper.detach())}
+            g = grad(ratio * upper + (1.0 - mu) * lower, y, create_graph=differentiable)
+            if k == 0 and not first:
+                first.extend((float(lower.detach()), float(upper.detach())))
+            if differentiable:
+                return rule.step(y, g, state)
+            with torch.no_grad():
+                return rule.step(y, g, state)
+
+        grads, upper = trajectory_gradient(advance, ctx.y, rule.initial_state(), cfg.steps, ctx.F, ctx.x,
+                                           cfg.checkpoint_every)
+        return grads, {"lower_loss": first[0], "upper_loss": first[1],
+                       "upper_loss_final": float(upper.detach())}
 
 
 @dataclass
@@ -82,7 +98,7 @@ class IAPTTConfig:
     """Options of ``iaptt`` (Liu et al., ICML 2021).
 
     steps: length ``T`` of the lower trajectory.
-    lr: lower step size (``None``: the lower SGD optimizer's).
+    lr: lower step size (``None``: the lower optimizer's).
     auxiliary_init: start the trajectory from a learnable initial point ``z`` (an auxiliary upper
         variable per lower variable, named ``iaptt_init/<name>``, initialised to the lower
         variables at the first call); ``False`` starts from the current lower variables.
@@ -92,6 +108,7 @@ class IAPTTConfig:
     ``k* = argmax_{1<=k<=T} F(x, y_k)``, backpropagated through the first ``k*`` steps. The
     trajectory is first run without a graph to find ``k*``, then its first ``k*`` steps are run
     again with one: the graph (memory) follows ``k*``, not ``T``, for ``T + k*`` lower steps.
+    checkpoint_every: as ``rad``'s, for the ``k*`` differentiated steps.
     """
 
     steps: int = 10
@@ -100,9 +117,11 @@ class IAPTTConfig:
     init_optimizer: str = "sgd"
     init_lr: float = 0.01
     init_momentum: float = 0.0
+    checkpoint_every: int | None = None
 
     def __post_init__(self) -> None:
         check_positive("steps", self.steps, integer=True)
+        check_every(self.checkpoint_every)
         if self.lr is not None:
             check_positive("lr", self.lr)
         if self.init_optimizer not in ("sgd", "adam"):
@@ -184,8 +203,12 @@ class IAPTT(Method):
                 values.append(ctx.F(y))
         best_k = int(torch.argmax(torch.stack(values))) + 1  # first maximiser, as a strict '>' scan
         # pass 2: the first k* steps again, with the graph
-        y, _, _ = unroll(f, y0, rule, best_k, differentiable=True, state=rule.initial_state())
-        upper = ctx.F(y)
-        grads = grad(upper, ctx.x)
+
+        def advance(t: int, yy: TensorDict, ss: Any, differentiable: bool) -> tuple[TensorDict, Any]:
+            yy, ss, _ = unroll(f if differentiable else f_fixed, yy, rule, 1, differentiable, ss)
+            return yy, ss
+
+        grads, upper = trajectory_gradient(advance, y0, rule.initial_state(), best_k, ctx.F, ctx.x,
+                                           cfg.checkpoint_every)
         return grads, {"pessimistic_step": best_k, "upper_loss": float(upper.detach()),
                        "upper_loss_final": float(values[-1])}

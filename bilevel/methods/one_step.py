@@ -8,7 +8,7 @@ import torch
 
 from ..base import Context, Method, OptionError, check_positive
 from ..lower_step import rule_for
-from ..tensors import TensorDict, axpy, dot, full_precision, grad, norm
+from ..tensors import TensorDict, axpy, detached, dot, full_precision, grad, norm, vjp
 
 
 @dataclass
@@ -33,9 +33,10 @@ class Darts2Config:
 
     xi: virtual step size; ``None`` takes the lower optimizer's learning rate (as DARTS does),
         or 0.01 without a lower optimizer.
-    hvp: ``"finite_difference"`` (central difference of ``d_x f`` at ``y +/- eps*v``, DARTS) or
-        ``"exact"`` (double backward).
-    eps_scale: the finite-difference radius is ``eps_scale / ||v||`` (DARTS: 0.01).
+    hvp: ``"finite_difference"`` (central difference of ``d_x f`` at ``y +/- eps*w``, DARTS) or
+        ``"exact"`` (double backward); ``w`` as in ``Darts2``.
+    eps_scale: the finite-difference points lie at distance ``eps_scale`` from ``y``
+        (``eps = eps_scale / ||w||``; DARTS: 0.01, with ``w`` parallel to ``v``).
     """
 
     xi: float | None = None
@@ -51,11 +52,14 @@ class Darts2Config:
 
 
 class Darts2(Method):
-    """DARTS second order: virtual step ``y' = y - xi * step(grad_y f(x, y))`` (the lower
-    optimizer's SGD rule when given: momentum and weight decay honoured), then
-    ``d_x F(x, y') - xi * c * H_xy v`` with ``v = d_y F(x, y')`` and ``H_xy v`` the mixed second
-    derivative of ``f`` at ``y`` applied to ``v`` (``c`` = the rule's gradient coefficient, 1 for
-    plain steps and for SGD with momentum)."""
+    """DARTS second order: virtual step ``y' = step(y, grad_y f(x, y))`` (plain ``y - xi * g``, or
+    the lower optimizer's rule from its current state: SGD momentum and weight decay, Adam/AdamW
+    moments), then ``dF(x, y'(x))/dx = d_x F(x, y') + H_xy w`` with ``v = d_y F(x, y')``,
+    ``w = (d y' / d g)^T v`` (one vector-Jacobian product through the elementwise rule; ``-xi * v``
+    for plain steps, ``-xi * c * v`` for SGD with momentum) and ``H_xy w`` the mixed second
+    derivative of ``f`` at ``y`` applied to ``w``: by central finite difference of ``d_x f`` at
+    ``y +/- eps * w``, ``eps = eps_scale / ||w||`` (for plain steps the points ``y -/+
+    eps_scale * v / ||v||`` of DARTS), or exactly by double backward."""
 
     name = "darts2"
     Config = Darts2Config
@@ -70,35 +74,35 @@ class Darts2(Method):
         y = ctx.y
         x_fixed = {k: v.detach() for k, v in ctx.x.items()}
         lower = ctx.f(y, x_fixed)
-        g = grad(lower, y)
-        y_virtual, _ = rule.step({k: v.detach() for k, v in y.items()}, g, rule.initial_state())
-        y_virtual = {k: v.detach().requires_grad_(True) for k, v in y_virtual.items()}
+        g = detached(grad(lower, y), requires_grad=True)
+        with torch.enable_grad():
+            y_step, _ = rule.step(detached(y), g, rule.initial_state())
+        y_virtual = detached(y_step, requires_grad=True)
         upper = ctx.F(y_virtual, ctx.x)
         both = grad(upper, {**ctx.x, **{"\0" + k: v for k, v in y_virtual.items()}})
         gx = {k: both[k] for k in ctx.x}
         v = {k: both["\0" + k] for k in y_virtual}
-        v_norm = norm(v)
-        coeff = xi * rule.grad_coefficient
+        w = vjp(y_step, g, v)  # (d y'/d g)^T v: elementwise rule, no second derivative of f
+        w_norm = norm(w)
         diag: dict[str, Any] = {"lower_loss": float(lower.detach()), "upper_loss": float(upper.detach()),
-                                "xi": xi, "v_norm": float(v_norm)}
-        if coeff == 0 or float(v_norm) == 0.0:
+                                "xi": xi, "v_norm": float(norm(v)), "w_norm": float(w_norm)}
+        if float(w_norm) == 0.0:
             return gx, diag
         if cfg.hvp == "exact":
             gy = grad(ctx.f(y, ctx.x), y, create_graph=True)
-            mixed = grad(dot(gy, v), ctx.x)
-        else:
-            eps = cfg.eps_scale / diag["v_norm"]
-            with torch.no_grad():
-                y_plus = axpy(eps, v, y)
-                y_minus = axpy(-eps, v, y)
-            # Two backward passes, each graph freed before the next forward. One backward pass of
-            # f(y+) - f(y-) gives the same difference but keeps both graphs alive at once: where x
-            # sits inside the network (DARTS) that is a second set of activations (peak memory
-            # +17% on a NAS-like toy, CPU time -1% on benchmarks/hypergrad.py's CNN).
-            with full_precision(y):  # under mixed precision the difference would cancel to noise
-                g_plus = grad(ctx.f(y_plus, ctx.x), ctx.x)
-                g_minus = grad(ctx.f(y_minus, ctx.x), ctx.x)
-            diag["eps"] = eps
-            step = -coeff / (2 * eps)  # gx - coeff * (g_plus - g_minus) / (2 eps), one fused op
-            return {k: torch.add(gx[k], g_plus[k] - g_minus[k], alpha=step) for k in ctx.x}, diag
-        return {k: gx[k] - coeff * mixed[k] for k in ctx.x}, diag
+            mixed = grad(dot(gy, w), ctx.x)
+            return {k: gx[k] + mixed[k] for k in ctx.x}, diag
+        eps = cfg.eps_scale / diag["w_norm"]
+        with torch.no_grad():
+            y_plus = axpy(eps, w, y)
+            y_minus = axpy(-eps, w, y)
+        # Two backward passes, each graph freed before the next forward. One backward pass of
+        # f(y+) - f(y-) gives the same difference but keeps both graphs alive at once: where x
+        # sits inside the network (DARTS) that is a second set of activations (peak memory
+        # +17% on a NAS-like toy, CPU time -1% on benchmarks/hypergrad.py's CNN).
+        with full_precision(y):  # under mixed precision the difference would cancel to noise
+            g_plus = grad(ctx.f(y_plus, ctx.x), ctx.x)
+            g_minus = grad(ctx.f(y_minus, ctx.x), ctx.x)
+        diag["eps"] = eps
+        step = 1.0 / (2 * eps)  # gx + (g_plus - g_minus) / (2 eps), one fused op
+        return {k: torch.add(gx[k], g_plus[k] - g_minus[k], alpha=step) for k in ctx.x}, diag

@@ -9,16 +9,18 @@ from torch import Tensor
 
 from ..base import Context, Method, OptionError, check_positive
 from ..lower_step import rule_for, unroll
-from ..tensors import TensorDict, detached, grad
+from ..tensors import TensorDict, detached
+from ..trajectory import trajectory_gradient
 
 
 @dataclass
 class UnrollConfig:
-    """Options of ``rad`` and ``fad``.
+    """Options of ``fad``, and the first ones of ``rad``.
 
     steps: number of lower updates unrolled from the current lower variables.
-    lr: step size of the plain update ``y <- y - lr * grad_y f``; ``None`` takes the lower
-        optimizer's (SGD) learning rate, and is required without one.
+    lr: step size of the lower update (plain ``y <- y - lr * grad_y f`` without a lower optimizer;
+        the lower optimizer's SGD/Adam/AdamW rule with this learning rate with one); ``None``
+        takes the lower optimizer's learning rate, and is required without one.
     """
 
     steps: int = 10
@@ -30,10 +32,34 @@ class UnrollConfig:
             check_positive("lr", self.lr)
 
 
+def check_every(value: int | None) -> None:
+    """``checkpoint_every`` is ``None`` or a positive integer."""
+    if value is not None:
+        check_positive("checkpoint_every", value, integer=True)
+
+
 @dataclass
-class TruncatedConfig(UnrollConfig):
-    """Options of ``trad``: ``steps`` and ``lr`` as ``rad``; only the last ``truncate`` of the
-    ``steps`` updates are differentiated (the first ``steps - truncate`` run without a graph)."""
+class RADConfig(UnrollConfig):
+    """Options of ``rad``: ``steps`` and ``lr`` as above, and
+
+    checkpoint_every: ``None`` keeps the graph of every step (memory ~ ``steps``); ``K`` keeps the
+        lower state every ``K`` steps and recomputes one segment of ``K`` steps at a time in the
+        backward pass (memory ~ ``steps/K`` states + ``K`` steps, for ``steps - K`` extra lower
+        steps without a graph; ``K ~ sqrt(steps)`` balances them). Same hypergradient.
+    """
+
+    checkpoint_every: int | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_every(self.checkpoint_every)
+
+
+@dataclass
+class TruncatedConfig(RADConfig):
+    """Options of ``trad``: ``steps``, ``lr`` and ``checkpoint_every`` as ``rad``; only the last
+    ``truncate`` of the ``steps`` updates are differentiated (the first ``steps - truncate`` run
+    without a graph; ``checkpoint_every`` applies to the ``truncate`` differentiated ones)."""
 
     truncate: int = 5
 
@@ -46,10 +72,11 @@ class TruncatedConfig(UnrollConfig):
 
 class RAD(Method):
     """Reverse-mode differentiation through ``steps`` lower updates: exact derivative of
-    ``F(x, y_T(x))`` for the unrolled map. Keeps the whole trajectory (memory grows with steps)."""
+    ``F(x, y_T(x))`` for the unrolled map. Keeps the whole trajectory (memory grows with steps)
+    unless ``checkpoint_every`` is set."""
 
     name = "rad"
-    Config = UnrollConfig
+    Config = RADConfig
 
     def _truncate(self) -> int:
         return self.config.steps
@@ -64,11 +91,17 @@ class RAD(Method):
         y, state, head = unroll(f_head, ctx.y, rule, cfg.steps - k, differentiable=False, state=rule.initial_state())
         if cfg.steps - k:
             y = detached(y, requires_grad=True)
-        y, _, tail = unroll(f, y, rule, k, differentiable=True, state=state)
-        upper = ctx.F(y)
-        losses = head + tail
-        return grad(upper, ctx.x), {"lower_loss": float(losses[0]), "lower_loss_final": float(losses[-1]),
-                                    "upper_loss": float(upper.detach())}
+        tail: dict[int, torch.Tensor] = {}
+
+        def advance(t: int, yy: TensorDict, ss: Any, differentiable: bool) -> tuple[TensorDict, Any]:
+            yy, ss, loss = unroll(f if differentiable else f_head, yy, rule, 1, differentiable, ss)
+            tail[t] = loss[0]
+            return yy, ss
+
+        grads, upper = trajectory_gradient(advance, y, state, k, ctx.F, ctx.x, cfg.checkpoint_every)
+        losses = head + [tail[t] for t in range(k)]
+        return grads, {"lower_loss": float(losses[0]), "lower_loss_final": float(losses[-1]),
+                       "upper_loss": float(upper.detach())}
 
 
 class TRAD(RAD):
@@ -85,7 +118,8 @@ class TRAD(RAD):
 class FAD(Method):
     """Forward-mode differentiation through ``steps`` lower updates (``torch.func.jvp``), one
     tangent per scalar upper variable: keeps no trajectory; equals ``rad``. Suited to a few upper
-    variables (cost grows with their count). Lower updates use plain steps or the lower SGD rule."""
+    variables (cost grows with their count). Lower updates use plain steps or the lower
+    optimizer's rule (SGD, Adam, AdamW)."""
 
     name = "fad"
     Config = UnrollConfig
