@@ -24,10 +24,10 @@ class Hypergradient(dict):
     method's own figures (``cg_iters``, ``residual``, ``pessimistic_step``, ...).
 
     ``lower`` is ``None`` for the hypergradient methods. The joint methods (``updates_lower``:
-    ``bvfim``, ``bome``, ``pbgd``, ``meha``, ``f2sa``) also give their direction for the lower
-    variables: a dict lower-name -> tensor (shapes of the lower variables) that the caller writes
-    into the lower variables' ``.grad`` and steps the lower optimizer with, instead of the plain
-    lower-loss gradient."""
+    ``bvfim``, ``bome``, ``pbgd``, ``meha``, ``f2sa``, and the single-loop stochastic ``soba``,
+    ``saba``, ``ma_soba``) also give their direction for the lower variables: a dict lower-name ->
+    tensor (shapes of the lower variables) that the caller writes into the lower variables'
+    ``.grad`` and steps the lower optimizer with, instead of the plain lower-loss gradient."""
 
     diagnostics: dict[str, Any]
     lower: TensorDict | None

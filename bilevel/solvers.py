@@ -36,9 +36,19 @@ def conjugate_gradient(matvec: MatVec, b: TensorDict, iters: int, tol: float = 0
     return x, it, float(torch.sqrt(rr) / b_norm)
 
 
-def neumann_series(matvec: MatVec, b: TensorDict, iters: int, alpha: float) -> TensorDict:
+def neumann_series(matvec: MatVec, b: TensorDict, iters: int, alpha: float,
+                   x0: TensorDict | None = None) -> TensorDict:
     """``alpha * sum_{j=0..iters} (I - alpha H)^j b``, the truncated Neumann series of ``H^-1 b``
-    (converges when ``0 < alpha < 2 / lambda_max(H)``)."""
+    (converges when ``0 < alpha < 2 / lambda_max(H)``), ``iters`` products.
+
+    It is ``iters + 1`` Richardson steps ``x <- x + alpha (b - H x)`` from 0; with ``x0`` (a warm
+    start) the same steps start from ``x0``: ``(I - alpha H)^(iters+1) x0`` plus the series,
+    ``iters + 1`` products."""
+    if x0 is not None:
+        x = dict(x0)
+        for _ in range(iters + 1):
+            x = axpy(alpha, axpy(-1.0, matvec(x), b), x)
+        return x
     term = dict(b)
     total = dict(b)
     for _ in range(iters):

@@ -9,6 +9,8 @@ from .envelope import MEHA
 from .implicit import CG, Neumann
 from .joint import BOME, F2SA, PBGD
 from .one_step import Darts1, Darts2
+from .stochastic import MASOBA, SABA, SOBA
+from .stochastic_implicit import AmIGO, StocBiO
 from .unrolled import FAD, RAD, TRAD
 
 METHODS: dict[str, type[Method]] = {
@@ -28,4 +30,9 @@ METHODS: dict[str, type[Method]] = {
     "pbgd": PBGD,
     "meha": MEHA,
     "f2sa": F2SA,
+    "soba": SOBA,
+    "saba": SABA,
+    "ma_soba": MASOBA,
+    "stocbio": StocBiO,
+    "amigo": AmIGO,
 }

@@ -4,13 +4,20 @@ At a lower solution ``grad_y f(x, y*) = 0``, so ``dy*/dx = -H_yy^-1 H_yx`` and t
 ``d_x F - H_xy v`` with ``H_yy v = d_y F``. ``cg`` solves for ``v`` by conjugate gradient,
 ``neumann`` by a truncated Neumann series. Both use Hessian-vector products of ``f`` (double
 backward through one stored graph of ``grad_y f``) and keep no lower trajectory.
+
+``warm_start=True``: the solve starts from the previous call's ``v`` (kept in the method object,
+``state_dict``) instead of 0. Across the calls of a search the lower variables and ``x`` move a
+little per step, so ``v`` does too: ``cg`` reaches its ``tol`` in fewer products, ``neumann``'s
+truncation error shrinks with every call (its Richardson steps continue the previous ones).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from ..base import Context, Method, check_positive
+from torch import Tensor
+
+from ..base import Context, Method, OptionError, check_positive
 from ..solvers import conjugate_gradient, neumann_series
 from ..tensors import TensorDict, full_precision, grad, norm, vjp
 
@@ -22,14 +29,18 @@ class CGConfig:
     iters: maximum conjugate-gradient iterations (Hessian-vector products).
     tol: stop early when the relative residual ``||H v - d_y F|| / ||d_y F||`` is below it
         (0 runs all ``iters``, with no device synchronisation).
+    warm_start: start CG from the previous call's solution instead of 0 (one more product for
+        its residual; state kept in the method object).
     """
 
     iters: int = 20
     tol: float = 1e-10
+    warm_start: bool = False
 
     def __post_init__(self) -> None:
         check_positive("iters", self.iters, integer=True)
         check_positive("tol", self.tol, allow_zero=True)
+        check_flag("warm_start", self.warm_start)
 
 
 @dataclass
@@ -38,19 +49,68 @@ class NeumannConfig:
 
     iters: number of terms after the first (``K`` in ``alpha * sum_{j<=K} (I - alpha H)^j b``).
     alpha: series step; needs ``0 < alpha < 2 / lambda_max(H_yy)`` to converge.
+    warm_start: run the series' ``K + 1`` Richardson steps ``v <- v + alpha (d_y F - H v)`` from
+        the previous call's ``v`` instead of 0 (``K + 1`` products; state kept in the method object).
     """
 
     iters: int = 20
     alpha: float = 0.01
+    warm_start: bool = False
 
     def __post_init__(self) -> None:
         check_positive("iters", self.iters, integer=True, allow_zero=True)
         check_positive("alpha", self.alpha)
+        check_flag("warm_start", self.warm_start)
+
+
+def check_flag(name: str, value: Any) -> None:
+    """Raise ``OptionError`` unless ``value`` is a bool."""
+    if not isinstance(value, bool):
+        raise OptionError(f"option {name} must be true or false, got {value!r}")
 
 
 class _Implicit(Method):
-    def _solve(self, hvp, b: TensorDict) -> tuple[TensorDict, dict[str, Any]]:
+    """Implicit differentiation around a linear solver ``_solve``; ``warm`` methods keep the last
+    solution ``v`` (lower shapes) and start the next solve from it."""
+
+    def __init__(self, config: Any) -> None:
+        super().__init__(config)
+        self.v: TensorDict | None = None
+
+    @property
+    def warm(self) -> bool:
+        return bool(getattr(self.config, "warm_start", False))
+
+    def _solve(self, hvp, b: TensorDict, x0: TensorDict | None) -> tuple[TensorDict, dict[str, Any]]:
         raise NotImplementedError
+
+    def _start(self, y: TensorDict) -> TensorDict | None:
+        """The previous solution (``None`` on the first call, or when not warm)."""
+        if not self.warm or self.v is None:
+            return None
+        if set(self.v) != set(y) or any(self.v[k].shape != y[k].shape for k in y):
+            raise ValueError(f"method {self.name!r} holds a solution for other lower variables "
+                             f"({sorted(self.v)}); build a new method for this problem")
+        return {k: self.v[k].to(y[k]) for k in y}
+
+    def state_dict(self) -> dict[str, Any]:
+        if not self.warm:
+            return {}
+        return {"v": None if self.v is None else {k: t.detach().clone() for k, t in self.v.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if not self.warm:
+            return super().load_state_dict(state)
+        unknown = set(state) - {"v"}
+        if unknown:
+            raise ValueError(f"unknown state keys {sorted(unknown)} for method {self.name!r}")
+        v = state.get("v")
+        self.v = None if v is None else {k: t.detach().clone() for k, t in v.items()}
+
+    def replicated_state(self) -> list[Tensor]:
+        """The kept solution, averaged over the processes of a data-parallel loop (each solves its
+        own shard's system; the mean keeps the warm starts identical)."""
+        return [] if self.v is None else list(self.v.values())
 
     def compute(self, ctx: Context) -> tuple[TensorDict, dict[str, Any]]:
         # Under a caller's mixed precision the whole system H_yy v = d_y F is float32: its right-hand
@@ -72,7 +132,9 @@ class _Implicit(Method):
         def hvp(v: TensorDict) -> TensorDict:
             return vjp(gyf, y, v, retain_graph=True)
 
-        v, diag = self._solve(hvp, gy)
+        v, diag = self._solve(hvp, gy, self._start(y))
+        if self.warm:
+            self.v = {k: t.detach().clone() for k, t in v.items()}
         mixed = vjp(gyf, x, v)
         diag.update(lower_loss=float(lower.detach()), upper_loss=float(upper.detach()),
                     lower_grad_norm=float(norm(gyf)), v_norm=float(norm(v)))
@@ -85,9 +147,9 @@ class CG(_Implicit):
     name = "cg"
     Config = CGConfig
 
-    def _solve(self, hvp, b: TensorDict) -> tuple[TensorDict, dict[str, Any]]:
-        v, iters, residual = conjugate_gradient(hvp, b, self.config.iters, self.config.tol)
-        return v, {"cg_iters": iters, "residual": residual}
+    def _solve(self, hvp, b: TensorDict, x0: TensorDict | None) -> tuple[TensorDict, dict[str, Any]]:
+        v, iters, residual = conjugate_gradient(hvp, b, self.config.iters, self.config.tol, x0=x0)
+        return v, {"cg_iters": iters, "residual": residual, "hvps": iters + (x0 is not None)}
 
 
 class Neumann(_Implicit):
@@ -96,8 +158,8 @@ class Neumann(_Implicit):
     name = "neumann"
     Config = NeumannConfig
 
-    def _solve(self, hvp, b: TensorDict) -> tuple[TensorDict, dict[str, Any]]:
-        v = neumann_series(hvp, b, self.config.iters, self.config.alpha)
-        return v, {"neumann_terms": self.config.iters + 1}
+    def _solve(self, hvp, b: TensorDict, x0: TensorDict | None) -> tuple[TensorDict, dict[str, Any]]:
+        v = neumann_series(hvp, b, self.config.iters, self.config.alpha, x0=x0)
+        return v, {"neumann_terms": self.config.iters + 1, "hvps": self.config.iters + (x0 is not None)}
 
 
