@@ -56,6 +56,13 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def pick_device(ap, choice: str) -> torch.device:
+    """``--device auto|cpu|cuda`` of the benchmark scripts (``ap.error`` when cuda is missing)."""
+    if choice == "cuda" and not torch.cuda.is_available():
+        ap.error("--device cuda: no CUDA device is available")
+    return torch.device("cuda" if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()) else "cpu")
+
+
 def flat(g: dict, keys) -> torch.Tensor:
     return torch.cat([g[k].detach().double().cpu().reshape(-1) for k in keys])
 
@@ -243,15 +250,23 @@ def _clean(v):
 
 
 def write(out_dir: str, rows: list[Row], meta: dict) -> None:
-    fields = [k for k, *_ in COLS]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=fields + ["times_ms", "cpus_ms"])
-    w.writeheader()
+    flat_rows = []
     for r in rows:
         d = asdict(r)
         d["times_ms"] = " ".join(f"{t:.3f}" for t in r.times_ms)
         d["cpus_ms"] = " ".join(f"{t:.3f}" for t in r.cpus_ms)
-        w.writerow(d)
-    atomic_write_text(os.path.join(out_dir, "hypergrad.csv"), buf.getvalue(), parents=True)
-    text = json.dumps(_clean({**meta, "rows": [asdict(r) for r in rows]}), indent=1, default=str)
-    atomic_write_text(os.path.join(out_dir, "hypergrad.json"), text, parents=True)
+        flat_rows.append(d)
+    write_rows(out_dir, "hypergrad", [k for k, *_ in COLS] + ["times_ms", "cpus_ms"], flat_rows,
+               {**meta, "rows": [asdict(r) for r in rows]})
+
+
+def write_rows(out_dir: str, name: str, fields: list[str], rows: list[dict], meta: dict) -> None:
+    """``name.csv`` (``fields`` of each row dict) and ``name.json`` (``meta``, NaN/inf as null)."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow(r)
+    atomic_write_text(os.path.join(out_dir, f"{name}.csv"), buf.getvalue(), parents=True)
+    text = json.dumps(_clean(meta), indent=1, default=str)
+    atomic_write_text(os.path.join(out_dir, f"{name}.json"), text, parents=True)

@@ -188,9 +188,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.repeats is None:
         args.repeats = 3 if args.quick else 5
-    if args.device == "cuda" and not torch.cuda.is_available():
-        ap.error("--device cuda: no CUDA device is available")
-    dev = torch.device("cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu")
+    dev = harness.pick_device(ap, args.device)
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
     avail = {"ours": ours.available(), **{k: m.available() for k, m in PEERS.items()}}

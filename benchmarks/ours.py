@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .peers import NotRunnable, Runner, start_point
+from .peers import LoopPlan, LoopRunner, NotRunnable, Runner, start_point, upper_adam
 
 LIBRARY = "ours"
 
@@ -34,10 +34,20 @@ def options(spec, s) -> dict:
         return {"steps": T, "lr": lr}
     if m == "trad":
         return {"steps": T, "truncate": K, "lr": lr}
+    warm = {"warm_start": True} if s.opts.get("warm_start") else {}
     if m == "cg":
-        return {"iters": K, "tol": s.opts.get("tol", 0.0)}
+        return {"iters": K, "tol": s.opts.get("tol", 0.0), **warm}
     if m == "neumann":
-        return {"iters": K, "alpha": s.opts["alpha"]}
+        return {"iters": K, "alpha": s.opts["alpha"], **warm}
+    # stochastic methods: v's step (soba family, amigo) / the Neumann step (stocbio) is lr
+    if m in ("soba", "saba"):
+        return {"v_lr": s.opts.get("v_lr", lr)}
+    if m == "ma_soba":
+        return {"v_lr": s.opts.get("v_lr", lr), "theta": s.opts.get("theta", 0.5)}
+    if m == "stocbio":
+        return {"iters": K, "alpha": s.opts.get("alpha", lr)}
+    if m == "amigo":
+        return {"steps": K, "lr": s.opts.get("alpha", lr)}
     if m == "bda":
         return {"steps": T, "lr": lr, "upper_lr": lr, "mu": s.opts["mu"], "mu_decay": s.opts.get("mu_decay")}
     if m == "iaptt":
@@ -61,17 +71,14 @@ def options(spec, s) -> dict:
     raise NotRunnable(f"unknown method {m}")
 
 
-def build(spec, s) -> Runner:
+def _problem(spec, y_start):
+    """(``BilevelProblem``, lower dict, upper dict): fresh leaves at ``y_start`` and ``spec.x0``,
+    the losses running the lower module with ``bilevel.call``."""
     import bilevel
 
-    if s.method not in bilevel.METHODS:
-        raise NotRunnable(f"bilevel has no {s.method}")
-    opts = options(spec, s)
-    bilevel.make_method(s.method, opts)  # option errors surface here, not in the timed call
     module = spec.lower_module()
     names = [n for n, _ in module.named_parameters()]
-    y_start = start_point(spec, s.method)
-    lower = {n: y_start[n].detach().clone().requires_grad_() for n, _ in module.named_parameters()}
+    lower = {n: y_start[n].detach().clone().requires_grad_() for n in names}
     upper = {k: v.detach().clone().requires_grad_() for k, v in spec.x0.items()}
 
     def f(lo, up, batch):
@@ -80,7 +87,18 @@ def build(spec, s) -> Runner:
     def F(lo, up, batch):
         return spec.upper_loss(lambda z: bilevel.call(module, lo, z), [lo[n] for n in names], up, batch)
 
-    problem = bilevel.BilevelProblem(lower=lower, upper=upper, lower_loss=f, upper_loss=F)
+    return bilevel.BilevelProblem(lower=lower, upper=upper, lower_loss=f, upper_loss=F), lower, upper
+
+
+def build(spec, s) -> Runner:
+    import bilevel
+
+    if s.method not in bilevel.METHODS:
+        raise NotRunnable(f"bilevel has no {s.method}")
+    opts = options(spec, s)
+    bilevel.make_method(s.method, opts)  # option errors surface here, not in the timed call
+    y_start = start_point(spec, s.method)
+    problem, lower, upper = _problem(spec, y_start)
     pre = s.T if s.method in ("cg", "neumann") else 0
     loop = bilevel.BilevelLoop(problem, s.method, torch.optim.SGD(list(upper.values()), lr=0.0),
                                torch.optim.SGD(list(lower.values()), lr=spec.lr),
@@ -97,5 +115,30 @@ def build(spec, s) -> Runner:
             for n, t in lower.items():
                 t.copy_(y_start[n])
 
-    return Runner(run, reset, ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                                        for k, v in opts.items()))
+    return Runner(run, reset, note(opts))
+
+
+def loop(spec, s, plan: LoopPlan) -> LoopRunner:
+    """``bilevel.BilevelLoop`` from the start point: per iteration the hypergradient (methods that
+    keep state, ``warm_start`` and the stochastic ones, keep it in the loop's method), one Adam step
+    of the upper variables, then ``T`` SGD steps (``lower_steps``; the ``updates_lower`` methods
+    take one step along their own lower direction instead)."""
+    import bilevel
+
+    if s.method not in bilevel.METHODS:
+        raise NotRunnable(f"bilevel has no {s.method}")
+    opts = options(spec, s)
+    problem, lower, upper = _problem(spec, spec.y0)
+    run = bilevel.BilevelLoop(problem, s.method, upper_adam(upper.values(), plan),
+                              torch.optim.SGD(list(lower.values()), lr=spec.lr),
+                              method_options=opts, lower_steps=max(1, s.T))
+
+    def step(i):
+        run.step(plan.lower(i), plan.upper(i))
+
+    return LoopRunner(step, lambda: (lower, upper), note(opts))
+
+
+def note(opts: dict) -> str:
+    """Options as ``name=value, ...`` (floats to 3 digits)."""
+    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in opts.items())

@@ -98,9 +98,11 @@ CLEAN_L2 = 1e-2
 
 
 def clean_lower(predict, weights, hp, batch):
+    """A minibatch (``minibatches``) carries ``idx``, its rows' sample numbers, to pick their weights."""
     ce = tf.cross_entropy(predict(batch["x"]), batch["y"], reduction="none")
     reg = sum((w * w).sum() for w in weights)
-    return (torch.sigmoid(hp["x"]) * ce).mean() + 0.5 * CLEAN_L2 * reg
+    x = hp["x"] if "idx" not in batch else hp["x"][batch["idx"]]
+    return (torch.sigmoid(x) * ce).mean() + 0.5 * CLEAN_L2 * reg
 
 
 def ce_upper(predict, weights, hp, batch):
@@ -119,6 +121,26 @@ def make_cnn() -> nn.Module:
         nn.Conv2d(8, 8, 3, padding=1), nn.Tanh(), nn.AvgPool2d(2),
         nn.Flatten(), nn.Linear(8 * 4 * 4, 10),
     )
+
+
+def minibatches(batch: Batch, k: int, seed: int = 0) -> list[Batch]:
+    """A fixed partition of ``batch`` (rows of every tensor) into ``k`` minibatches of equal size
+    (the remainder rows dropped), rows shuffled once by ``seed``. Each minibatch also holds ``idx``
+    (its rows' numbers in ``batch``, for per-sample upper variables) and ``index`` (its number
+    0..k-1, the minibatch id ``saba``'s memory is keyed by). ``k = 1``: the whole batch as is."""
+    if k <= 1:
+        return [dict(batch)]
+    n = len(next(iter(batch.values())))
+    if n < k:
+        raise ValueError(f"cannot split {n} rows into {k} minibatches")
+    dev = next(iter(batch.values())).device
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).to(dev)
+    size = n // k
+    out = []
+    for i in range(k):
+        idx = perm[i * size:(i + 1) * size]
+        out.append({**{key: t[idx] for key, t in batch.items()}, "idx": idx, "index": i})
+    return out
 
 
 # ----------------------------------------------------------------------------- float64 helpers

@@ -57,7 +57,17 @@ LOOPS: dict[str, tuple[dict[str, Any], float, float, int]] = {
     "pbgd": ({"gamma": 10.0, "steps": 30, "lr": 0.3}, 3.0, 0.3, 300),
     "meha": ({"c0": 10.0, "p": 0.25, "steps": 5, "eta": 0.3}, 3.0, 0.3, 1000),
     "f2sa": ({"lam_step": 1.0, "lam_max": 100.0, "steps": 5, "lr": 0.3}, 10.0, 0.3, 1000),
+    "soba": ({"v_lr": 0.3}, 1.0, 0.3, 300),
+    "saba": ({"v_lr": 0.3}, 1.0, 0.3, 300),
+    "ma_soba": ({"v_lr": 0.3, "theta": 0.5}, 1.0, 0.3, 300),
 }
+
+
+class Batch(tuple):
+    """A whole data set ``(inputs, targets)`` that names itself minibatch 0 (``saba`` keys its memory
+    by the minibatch; with one minibatch it takes the same steps as ``soba``)."""
+
+    index = 0
 
 
 def ridge_data(n: int, m: int, d: int, seed: int):
@@ -148,7 +158,7 @@ def table_optimum(args) -> None:
     for name, (options, lr_x, lr_y, iters) in LOOPS.items():
         problem, lam, _ = ridge_problem(Xt, yt, lam0, shared=True)
         t = time.perf_counter()
-        run_loop(problem, name, options, lr_x, lr_y, iters, ((Xt, yt), (Xv, yv)))
+        run_loop(problem, name, options, lr_x, lr_y, iters, (Batch((Xt, yt)), Batch((Xv, yv))))
         err = float((lam.detach() - lam_star).abs() / lam_star.abs())
         opts = ", ".join(f"{k}={v}" for k, v in options.items()) or "-"
         shown = f"{err:11.2e}" if math.isfinite(err) else f"{'diverges':>11s}"

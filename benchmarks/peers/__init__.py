@@ -6,7 +6,12 @@
 
 A ``Runner`` has ``reset()`` (restores the start point; not timed), ``__call__()`` (one
 hypergradient; timed) returning ``dict[upper name, Tensor]``, and a ``note`` string. A peer
-library is imported only inside ``available``/``build``, so the script runs without it.
+library is imported only inside ``available``/``build``/``loop``, so the script runs without it.
+
+For ``time_to_target.py`` each module also has ``loop(spec, setting, plan) -> LoopRunner``: a whole
+bilevel loop from the start point, one upper iteration per ``step(i)`` (``T`` lower SGD steps at
+``spec.lr`` on lower minibatch ``plan.lower(i)``, the hypergradient, one Adam step of the upper
+variables at ``plan.upper_lr``), written as the library's documentation shows.
 """
 from __future__ import annotations
 
@@ -67,3 +72,36 @@ def load_(module: nn.Module, y0: dict[str, Tensor]) -> None:
     with torch.no_grad():
         for n, p in module.named_parameters():
             p.copy_(y0[n])
+
+
+class LoopPlan:
+    """What every library's loop shares: the lower minibatches (iteration ``i`` uses
+    ``lower(i)``, cycling), the upper batch, and the upper optimizer's (Adam) learning rate."""
+
+    def __init__(self, lower_batches: list[dict], upper_batch: dict, upper_lr: float) -> None:
+        self.lower_batches, self.upper_batch, self.upper_lr = lower_batches, upper_batch, upper_lr
+
+    def lower(self, i: int) -> dict:
+        return self.lower_batches[i % len(self.lower_batches)]
+
+    def upper(self, i: int) -> dict:
+        return self.upper_batch
+
+
+class LoopRunner:
+    """``step(i)``: one upper iteration (timed). ``state()``: the current lower variables (module
+    parameter names) and upper variables, detached, for the untimed check of the target."""
+
+    def __init__(self, step: Callable[[int], None], state: Callable[[], tuple[dict, dict]], note: str = ""):
+        self.step, self.state, self.note = step, state, note
+
+
+def upper_adam(params, plan: LoopPlan) -> torch.optim.Optimizer:
+    """The upper optimizer of every loop."""
+    return torch.optim.Adam(list(params), lr=plan.upper_lr)
+
+
+def set_grads(params, grads) -> None:
+    """Write ``grads`` (``None``: zero) into the ``.grad`` of ``params``."""
+    for p, g in zip(params, grads):
+        p.grad = torch.zeros_like(p) if g is None else g

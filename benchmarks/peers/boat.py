@@ -15,7 +15,7 @@ import os
 
 import torch
 
-from . import NotRunnable, Runner, UpperModule, load_, start_point
+from . import LoopPlan, LoopRunner, NotRunnable, Runner, UpperModule, load_, start_point, upper_adam
 
 LIBRARY = "boat"
 METHODS = ("rad", "trad", "cg", "neumann", "darts2", "bda", "iaptt", "fdhg", "bvfim", "bome", "pbgd", "meha")
@@ -97,7 +97,9 @@ def _fo(spec, s) -> tuple[str, dict]:
     raise NotRunnable(f"BOAT has no {s.method}")
 
 
-def build(spec, s) -> Runner:
+def _problem(spec, s, y_start, plan=None):
+    """(problem, lower model, upper model) configured as BOAT's examples; with a ``plan`` (a loop)
+    the lower model keeps its last weights (``copy_last_param``) and ``run_iter`` steps Adam."""
     import boat_torch
     from boat_torch.utils import DynamicalSystemRules, HyperGradientRules
 
@@ -108,19 +110,20 @@ def build(spec, s) -> Runner:
         fo_op = None
         gm_op, na_op, iters, lr, extra = _ops(spec, s)
     ll_model, ul_model = spec.lower_module(), UpperModule(spec.x0)
-    y_start = start_point(spec, s.method)
     load_(ll_model, y_start)
+    upper_opt = (torch.optim.SGD(ul_model.parameters(), lr=0.0) if plan is None
+                 else upper_adam(ul_model.parameters(), plan))
     config = {
         "fo_op": fo_op, "gm_op": gm_op, "na_op": na_op, "lower_iters": iters,
-        "device": str(spec.device), "accumulate_grad": False, "copy_last_param": False,
-        "return_grad": True, "fo_ol_batch_input": False, "loss_log_path": os.devnull,
+        "device": str(spec.device), "accumulate_grad": False, "copy_last_param": plan is not None,
+        "return_grad": plan is None, "fo_ol_batch_input": False, "loss_log_path": os.devnull,
         "DI": {"lr": 0.01}, "GDA": {"alpha_init": 0.0, "alpha_decay": 1.0},
         "RGT": {"truncate_iter": 0}, "CG": {"k": s.K, "tolerance": 0.0}, "FD": {"r": 0.01},
         "lower_level_model": ll_model, "upper_level_model": ul_model,
         "lower_level_var": list(ll_model.parameters()),
         "upper_level_var": list(ul_model.parameters()),
         "lower_level_opt": torch.optim.SGD(ll_model.parameters(), lr=lr),
-        "upper_level_opt": torch.optim.SGD(ul_model.parameters(), lr=0.0),
+        "upper_level_opt": upper_opt,
     }
     config.update(extra)
     p = {"spec": spec}
@@ -133,6 +136,12 @@ def build(spec, s) -> Runner:
     problem = boat_torch.Problem(config, loss_config)
     problem.build_ll_solver()
     problem.build_ul_solver()
+    return problem, ll_model, ul_model
+
+
+def build(spec, s) -> Runner:
+    y_start = start_point(spec, s.method)
+    problem, ll_model, ul_model = _problem(spec, s, y_start)
     lb, ub = dict(spec.lower_batch), dict(spec.upper_batch)
     count = [0]
 
@@ -156,3 +165,16 @@ def build(spec, s) -> Runner:
     if s.method in ("cg", "neumann") and s.T == 0:
         note = "lower_iters=1 (BOAT needs >= 1 lower step)"
     return Runner(run, reset, note)
+
+
+def loop(spec, s, plan: LoopPlan) -> LoopRunner:
+    """One ``run_iter`` per upper iteration: ``lower_iters = T`` NGD steps from the lower model's
+    last weights, the hypergradient of ``na_op``, BOAT's own upper (Adam) step."""
+    problem, ll_model, ul_model = _problem(spec, s, spec.y0, plan)
+
+    def step(i):
+        problem.run_iter(dict(plan.lower(i)), dict(plan.upper(i)), current_iter=i)
+        problem.loss_history = []  # BOAT's per-iteration log: kept from growing over a long run
+        problem._log_results = []
+
+    return LoopRunner(step, lambda: (dict(ll_model.named_parameters()), ul_model.as_dict()))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from . import NotRunnable, Runner, load_
+from . import LoopPlan, LoopRunner, NotRunnable, Runner, load_, set_grads, upper_adam
 
 LIBRARY = "higher"
 METHODS = ("rad",)
@@ -44,3 +44,31 @@ def build(spec, s) -> Runner:
         load_(model, spec.y0)
 
     return Runner(run, reset)
+
+
+def loop(spec, s, plan: LoopPlan) -> LoopRunner:
+    """Each iteration: ``innerloop_ctx`` from the module's current weights, T ``diffopt.step``, the
+    upper gradient, an Adam step; the last weights are copied back into the module."""
+    import higher
+
+    if s.method != "rad":
+        raise NotRunnable(f"higher has no {s.method}")
+    model = spec.lower_module()
+    hp = {k: v.detach().clone().requires_grad_() for k, v in spec.x0.items()}
+    inner_opt = torch.optim.SGD(model.parameters(), lr=spec.lr)
+    opt = upper_adam(hp.values(), plan)
+
+    def step(i):
+        lb = plan.lower(i)
+        with higher.innerloop_ctx(model, inner_opt, copy_initial_weights=False) as (fmodel, diffopt):
+            for _ in range(s.T):
+                diffopt.step(spec.lower_loss(fmodel, list(fmodel.parameters()), hp, lb))
+            F = spec.upper_loss(fmodel, list(fmodel.parameters()), hp, plan.upper(i))
+            set_grads(hp.values(), torch.autograd.grad(F, list(hp.values()), allow_unused=True))
+            last = [p.detach() for p in fmodel.parameters()]
+        with torch.no_grad():
+            for p, q in zip(model.parameters(), last):
+                p.copy_(q)
+        opt.step()
+
+    return LoopRunner(step, lambda: (dict(model.named_parameters()), hp))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch.func import functional_call
 
-from . import NotRunnable, Runner, load_
+from . import LoopPlan, LoopRunner, NotRunnable, Runner, load_, set_grads, upper_adam
 
 LIBRARY = "torchopt"
 METHODS = ("cg", "neumann", "rad")
@@ -34,13 +34,15 @@ def available() -> tuple[bool, str]:
         return False, f"not installed ({type(e).__name__})"
 
 
-def _implicit(spec, s):
+def _implicit_solver(spec, s):
+    """(lower names, upper keys, inner, upper_grads): ``inner(y, meta, batch)`` takes the
+    T plain lower steps from ``y`` inside ``custom_root``; ``upper_grads(y, meta, batch)``
+    differentiates the upper loss at its result through the implicit function."""
     import torchopt
 
     model = spec.lower_module()
     names = [n for n, _ in model.named_parameters()]
     keys = list(spec.x0)
-    lb, ub = spec.lower_batch, spec.upper_batch
 
     def f(params, meta, batch):  # params: tuple of lower tensors, meta: tuple of upper tensors
         d = dict(zip(names, params))
@@ -59,21 +61,28 @@ def _implicit(spec, s):
     def inner(params, meta, batch):
         params = tuple(p.detach() for p in params)
         meta_d = tuple(m.detach() for m in meta)
-        for _ in range(s.T):  # plain lower trajectory (problem (c)); none on (a)/(b)
+        for _ in range(s.T):  # plain lower steps (hypergrad.py: on (c) only)
             with torch.enable_grad():
                 ps = tuple(p.requires_grad_() for p in params)
                 grads = torch.autograd.grad(f(ps, meta_d, batch), ps)
             params = tuple((p - spec.lr * g).detach() for p, g in zip(ps, grads))
         return params
 
+    def upper_grads(y, meta, batch):
+        d = dict(zip(names, y))
+        F = spec.upper_loss(lambda z: functional_call(model, d, (z,)), list(y), dict(zip(keys, meta)), batch)
+        return torch.autograd.grad(F, meta, allow_unused=True)
+
+    return names, keys, inner, upper_grads
+
+
+def _implicit(spec, s):
+    names, keys, inner, upper_grads = _implicit_solver(spec, s)
     y0 = tuple(spec.y0[n].detach().clone() for n in names)
     meta = tuple(spec.x0[k].detach().clone().requires_grad_() for k in keys)
 
     def run():
-        y = inner(y0, meta, lb)
-        d = dict(zip(names, y))
-        F = spec.upper_loss(lambda z: functional_call(model, d, (z,)), list(y), dict(zip(keys, meta)), ub)
-        grads = torch.autograd.grad(F, meta, allow_unused=True)
+        grads = upper_grads(inner(y0, meta, spec.lower_batch), meta, spec.upper_batch)
         return {k: (g if g is not None else torch.zeros_like(m)) for k, g, m in zip(keys, grads, meta)}
 
     return Runner(run, lambda: None)
@@ -112,3 +121,41 @@ def build(spec, s) -> Runner:
         raise NotRunnable(f"torchopt has no {s.method}")
     r.note = _cext_note()
     return r
+
+
+def loop(spec, s, plan: LoopPlan) -> LoopRunner:
+    """Implicit: the inner solver (``custom_root``) warm-starts from the previous iteration's lower
+    variables; unrolled: ``MetaSGD`` steps, then ``stop_gradient`` on the module and optimizer."""
+    import torchopt
+
+    if s.method in ("cg", "neumann"):
+        names, keys, inner, upper_grads = _implicit_solver(spec, s)
+        y = [tuple(spec.y0[n].detach().clone() for n in names)]
+        meta = tuple(spec.x0[k].detach().clone().requires_grad_() for k in keys)
+        opt = upper_adam(meta, plan)
+
+        def step(i):
+            out = inner(y[0], meta, plan.lower(i))
+            set_grads(meta, upper_grads(out, meta, plan.upper(i)))
+            opt.step()
+            y[0] = tuple(t.detach() for t in out)
+
+        return LoopRunner(step, lambda: (dict(zip(names, y[0])), dict(zip(keys, meta))), _cext_note())
+    if s.method != "rad":
+        raise NotRunnable(f"torchopt has no {s.method}")
+    net = spec.lower_module()
+    hp = {k: v.detach().clone().requires_grad_() for k, v in spec.x0.items()}
+    optim = torchopt.MetaSGD(net, lr=spec.lr)
+    opt = upper_adam(hp.values(), plan)
+
+    def step(i):
+        lb = plan.lower(i)
+        for _ in range(s.T):
+            optim.step(spec.lower_loss(net, list(net.parameters()), hp, lb))
+        F = spec.upper_loss(net, list(net.parameters()), hp, plan.upper(i))
+        set_grads(hp.values(), torch.autograd.grad(F, list(hp.values()), allow_unused=True))
+        opt.step()
+        torchopt.stop_gradient(net)
+        torchopt.stop_gradient(optim)
+
+    return LoopRunner(step, lambda: (dict(net.named_parameters()), hp), _cext_note())
