@@ -16,28 +16,35 @@ Conventions (the evaluator's; every one changes the numbers, so state them when 
 * **AG**: ``mean(sqrt((gx^2 + gy^2) / 2))`` with central differences inside and one-sided ones at
   the border (``numpy.gradient`` / ``torch.gradient``).
 * **MI**: ``MI(F, A) + MI(F, B)`` in NATS (natural log: ``sklearn.metrics.mutual_info_score``),
-  every distinct grey value its own bin (256 bins for quantized images), clipped at 0.
+  every distinct grey value its own bin (256 bins for quantized images), clipped at 0; ``mi_bits``
+  is the same in bits (``/ ln 2``), the unit of many published tables.
 * **VIF**, **Qabf**, **SSIM**: see ``metrics_vif``, ``metrics_qabf``, ``metrics_ssim`` (SSIM: the
   evaluator's scikit-image call with its effective ``data_range = 2``; ``textbook_ssim=True`` gives
   Wang et al.'s Gaussian SSIM with range 255 instead).
 * **SCD**: ``corr(A, F - B) + corr(B, F - A)`` (Pearson). **CC**: ``(corr(A, F) + corr(B, F)) / 2``.
 
 Directions (``METRIC_DIRECTIONS``): all higher-is-better except ``mse`` (lower).
+
+Other published definitions of a key are named conventions (``metrics_conventions``:
+``convention="didfuse"``); the default, ``"cddfuse"``, is the evaluator's, described above.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Optional, Sequence
 
 import torch
 
+from restoration.fusion.metrics_conventions import CONVENTIONS, DEFAULT_CONVENTION
 from restoration.fusion.metrics_qabf import qabf
 from restoration.fusion.metrics_ssim import ssim_evaluator, ssim_textbook
 from restoration.fusion.metrics_vif import VIF_MIN_SIZE, vif
 
 __all__ = [
     "METRIC_NAMES", "METRIC_DIRECTIONS", "FUSION_METRICS", "to_gray255", "fusion_metrics",
-    "entropy", "std", "spatial_frequency", "average_gradient", "mutual_information", "vif", "qabf",
+    "entropy", "std", "spatial_frequency", "average_gradient", "mutual_information",
+    "mutual_information_bits", "vif", "qabf",
     "scd", "ssim_evaluator", "ssim_textbook", "cc", "psnr", "mse", "VIF_MIN_SIZE",
 ]
 
@@ -111,19 +118,46 @@ def _mi_pair(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mutual information in nats of two label vectors ``[P]`` (every distinct value a label)."""
     ux, lx = torch.unique(x, return_inverse=True)
     uy, ly = torch.unique(y, return_inverse=True)
-    nx, ny = len(ux), len(uy)
+    return _mi_from_labels(lx, ly, len(ux), len(uy))
+
+
+def _mi_from_labels(lx: torch.Tensor, ly: torch.Tensor, nx: int, ny: int) -> torch.Tensor:
+    """MI in nats of integer labels ``[P]`` in ``[0, nx)`` and ``[0, ny)`` (unused labels add nothing)."""
     joint = torch.bincount(lx * ny + ly, minlength=nx * ny).double()
-    pxy = joint.view(nx, ny) / float(x.numel())
+    pxy = joint.view(nx, ny) / float(lx.numel())
     px, py = pxy.sum(1, keepdim=True), pxy.sum(0, keepdim=True)
     nz = pxy > 0
     terms = torch.where(nz, pxy * torch.log(torch.where(nz, pxy, torch.ones_like(pxy)) / (px * py)), torch.zeros_like(pxy))
     return terms.sum().clamp_min(0.0)
 
 
+def _grey_levels(x: torch.Tensor) -> Optional[torch.Tensor]:
+    """``[P]`` as int64 levels when every value is an integer in ``[0, 255]`` (8-bit images), else None."""
+    q = torch.round(x)
+    if bool((q == x).all()) and bool((q >= 0).all()) and bool((q <= 255).all()):
+        return q.long()
+    return None
+
+
+def _mi_levels(f: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
+    """``MI(f, src)`` in nats of ``[P]`` x2 float64: 256-level joint histogram for 8-bit values (the
+    same sums as one label per distinct value), ``torch.unique`` labels otherwise."""
+    lf, ls = _grey_levels(f), _grey_levels(src)
+    if lf is None or ls is None:
+        return _mi_pair(f, src)
+    return _mi_from_labels(lf, ls, 256, 256)
+
+
 def mutual_information(fused: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """MI in nats, ``MI(F, A) + MI(F, B)``: ``[N, H, W]`` x3 -> ``[N]``. Higher is better."""
     f, a, b = _flat(fused), _flat(a), _flat(b)
-    return torch.stack([_mi_pair(fi, ai) + _mi_pair(fi, bi) for fi, ai, bi in zip(f, a, b)])
+    return torch.stack([_mi_levels(fi, ai) + _mi_levels(fi, bi) for fi, ai, bi in zip(f, a, b)])
+
+
+def mutual_information_bits(fused: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``mutual_information`` in bits (``/ ln 2``), as DIDFuse's and many MATLAB tables report it:
+    ``[N, H, W]`` x3 -> ``[N]``. Higher is better."""
+    return mutual_information(fused, a, b) / math.log(2.0)
 
 
 def _corr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -160,8 +194,8 @@ MetricFn = Callable[..., torch.Tensor]
 #: name -> (function, number of images it takes: 1 = fused only, 3 = fused, infrared, visible).
 FUSION_METRICS: dict[str, tuple[MetricFn, int]] = {
     "en": (entropy, 1), "sd": (std, 1), "sf": (spatial_frequency, 1), "ag": (average_gradient, 1),
-    "mi": (mutual_information, 3), "vif": (vif, 3), "qabf": (qabf, 3), "scd": (scd, 3),
-    "ssim": (ssim_evaluator, 3), "cc": (cc, 3), "psnr": (psnr, 3), "mse": (mse, 3),
+    "mi": (mutual_information, 3), "mi_bits": (mutual_information_bits, 3), "vif": (vif, 3), "qabf": (qabf, 3),
+    "scd": (scd, 3), "ssim": (ssim_evaluator, 3), "cc": (cc, 3), "psnr": (psnr, 3), "mse": (mse, 3),
 }
 METRIC_NAMES: tuple[str, ...] = tuple(FUSION_METRICS)
 #: True: higher is better.
@@ -175,6 +209,7 @@ def fusion_metrics(
     names: Optional[Sequence[str]] = None,
     quantize: bool = True,
     textbook_ssim: bool = False,
+    convention: str = DEFAULT_CONVENTION,
 ) -> dict[str, torch.Tensor]:
     """All (or ``names``) fusion metrics of a batch.
 
@@ -183,6 +218,7 @@ def fusion_metrics(
         names: subset of ``METRIC_NAMES``; ``vif`` needs ``H, W >= VIF_MIN_SIZE``.
         quantize: score what 8-bit files would hold (the evaluator's setting).
         textbook_ssim: Wang et al.'s SSIM instead of the evaluator's call.
+        convention: a name of ``CONVENTIONS`` (the definitions of a published table).
 
     Returns:
         name -> ``[N]`` float64 tensor.
@@ -191,12 +227,19 @@ def fusion_metrics(
     unknown = [n for n in names if n not in FUSION_METRICS]
     if unknown:
         raise ValueError(f"unknown fusion metric(s) {unknown}; known: {list(METRIC_NAMES)}")
+    if convention not in CONVENTIONS:
+        raise ValueError(f"unknown fusion metric convention {convention!r}; known: {list(CONVENTIONS)}")
+    overrides = CONVENTIONS[convention].overrides
     f, a, b = (to_gray255(t, quantize) for t in (fused, infrared, visible))
     if not f.shape == a.shape == b.shape:
         raise ValueError(f"fused, infrared and visible sizes differ: {tuple(f.shape)}, {tuple(a.shape)}, {tuple(b.shape)}")
     out = {}
     for name in names:
+        if name == "mi_bits" and "mi" in out:  # one joint histogram for both units
+            out[name] = out["mi"] / math.log(2.0)
+            continue
         fn, arity = FUSION_METRICS[name]
+        fn = overrides.get(name, fn)
         if name == "ssim" and textbook_ssim:
             fn = ssim_textbook
         out[name] = fn(f) if arity == 1 else fn(f, a, b)

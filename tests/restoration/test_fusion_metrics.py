@@ -68,6 +68,10 @@ def test_mutual_information_nats_summed(integer):
     if integer:  # coarse grey levels so that the joint histogram is well filled
         f, a, b = (np.round(x / 32) * 32 for x in (f, a, b))
     close(M.mutual_information(*t(f, a, b)), _mi_by_entropies(f, a) + _mi_by_entropies(f, b), 1e-9)
+    bits = (_mi_by_entropies(f, a) + _mi_by_entropies(f, b)) / math.log(2)
+    close(M.mutual_information_bits(*t(f, a, b)), bits, 1e-9)
+    close(M.fusion_metrics(*(torch.from_numpy(x / 255)[None, None] for x in (f, a, b)), names=["mi", "mi_bits"],
+                           quantize=False)["mi_bits"], bits, 1e-9)
 
 
 def test_correlations_mse_psnr():
@@ -218,7 +222,8 @@ def test_fusion_metrics_wrapper_directions_and_errors():
     f, a, b = (M.to_gray255(x) for x in (fused, ir, vi))
     assert torch.equal(out["qabf"], M.qabf(f, a, b))
     assert M.METRIC_DIRECTIONS["mse"] is False and M.METRIC_DIRECTIONS["en"] is True
-    assert set(M.METRIC_NAMES) == {"en", "sd", "sf", "ag", "mi", "vif", "qabf", "scd", "ssim", "cc", "psnr", "mse"}
+    assert set(M.METRIC_NAMES) == {"en", "sd", "sf", "ag", "mi", "mi_bits", "vif", "qabf", "scd", "ssim", "cc", "psnr",
+                                   "mse"}
     tb = M.fusion_metrics(fused, ir, vi, names=["ssim"], textbook_ssim=True)["ssim"]
     assert torch.allclose(tb, M.ssim_textbook(f, a, b))
     with pytest.raises(ValueError, match="unknown fusion metric"):
