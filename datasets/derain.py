@@ -7,14 +7,23 @@ folder exists, ``ROOT/<split folder>`` from ``SPLIT_DIRS``, e.g. ``ROOT/train`` 
 * Rain1400 (DDN): ``D/rainy_image/<id>_<k>.jpg`` -> ``D/ground_truth/<id>.jpg`` (14 renderings
   ``k = 1..14`` per clean image; every rendering is one item).
 * ``D/input`` + ``D/target`` (Rain13K, Test100, Test1200, Test2800 of recent repositories).
-* ``D/rainy`` + ``D/norain`` (also ``D/rain`` + ``D/norain``).
-* Rain100L / Rain100H as distributed: ``rain-XXX.png`` next to ``norain-XXX.png`` in ``D``.
+* ``D/inputcrop`` + ``D/cleancrop`` (MSPFN's test sets).
+* ``D/rainy`` + ``D/norain`` (also ``D/rain`` + ``D/norain``; JORDER's ``D/rain/X2/norain-XXXx2.png``
+  + ``D/norain/norain-XXX.png``).
+* Rain100L / Rain100H as commonly distributed: ``D/rainy/rain-XXX.png`` with ``D/norain-XXX.png``
+  at the root of ``D``.
+* RainTrainL/H: ``rain-XXX.png`` next to ``norain-XXX.png`` in ``D``.
+* A folder of several sets (``test/{Rain100H,Rain100L}/...``): the only one is read; several are
+  refused with their names (pass one).
 
 Except for Rain1400, files pair by KEY: the file stem without a leading ``rain-`` / ``norain-``
-(or ``_``) prefix, and a number when the rest is digits (``rain-1.png`` pairs ``norain-001.png``;
-``input/7.png`` pairs ``target/7.jpg``). Every rainy file needs its clean partner and vice
-versa. Items: ``{"input": [3, H, W] rainy, "target": [3, H, W] clean, "name": str (rainy file
-name, with ``<id>_<k>`` for Rain1400), "size": LongTensor [2]}`` in ``[0, 1]``.
+(or ``_``) prefix (and JORDER's ``x2`` suffix), and a number when the rest is digits
+(``rain-1.png`` pairs ``norain-001.png``; ``input/7.png`` pairs ``target/7.jpg``). Every rainy file
+needs its clean partner and vice versa. ``root`` may also be two folders ``[RAINY_DIR, CLEAN_DIR]``
+(``--pairs``), matched by name or number (``datasets.pairs``).
+
+Items: ``{"input": [3, H, W] rainy, "target": [3, H, W] clean, "name": str (rainy file name, with
+``<id>_<k>`` for Rain1400), "size": LongTensor [2]}`` in ``[0, 1]``.
 
 ``verify()`` checks every file before training: readable headers, equal sizes within a pair.
 """
@@ -29,8 +38,9 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from datasets.errors import DataError
+from datasets.errors import DataError, no_folder
 from datasets.io import PathLike, is_image_file, read_image
+from datasets.pairs import folder_pairs, pair_dirs
 from datasets.transforms import pad_to_multiple
 
 __all__ = ["DerainPairs", "SPLIT_DIRS", "describe_derain_layouts", "find_derain_pairs",
@@ -43,22 +53,31 @@ SPLIT_DIRS: dict[str, tuple[str, ...]] = {
     "test": ("test", "testing"),
 }
 #: (rainy folder, clean folder) pairs tried after Rain1400.
-FOLDER_PAIRS: tuple[tuple[str, str], ...] = (("input", "target"), ("rainy", "norain"), ("rain", "norain"))
+FOLDER_PAIRS: tuple[tuple[str, str], ...] = (("input", "target"), ("inputcrop", "cleancrop"), ("rainy", "norain"),
+                                              ("rain", "norain"))
+#: JORDER's sub-folder of the rainy images (``rain/X2``).
+JORDER_SUB = "X2"
 _PREFIX = re.compile(r"^(no)?rain[-_]", re.IGNORECASE)
+_JORDER = re.compile(r"^(\d+)x2$", re.IGNORECASE)
 _RAIN1400 = re.compile(r"^(?P<id>.+)_(?P<k>\d+)$")
 
 
 def describe_derain_layouts() -> str:
     """One line listing the layouts (for ``--help`` and errors)."""
-    return ("Rain1400 DIR/rainy_image/<id>_<k>.jpg + DIR/ground_truth/<id>.jpg; DIR/{input,target}; "
-            "DIR/{rainy,norain}; Rain100L/H DIR/rain-XXX.png + DIR/norain-XXX.png; each optionally "
-            "under DIR/{train,training,test,testing,val}")
+    return ("Rain1400 DIR/rainy_image/<id>_<k>.jpg + DIR/ground_truth/<id>.jpg; DIR/{input,target} (Rain13K); "
+            "DIR/{inputcrop,cleancrop} (MSPFN); DIR/{rainy,norain}; Rain100L/H DIR/rainy/rain-XXX.png + "
+            "DIR/norain-XXX.png; DIR/rain-XXX.png + DIR/norain-XXX.png; JORDER DIR/rain/X2 + DIR/norain; videos "
+            "DIR/<video>/rfc-<k>.jpg + gtc-<k>.jpg; each optionally under DIR/{train,training,test,testing,val}; "
+            "any two folders: --pairs RAINY_DIR CLEAN_DIR")
 
 
 def pair_key(path: Path) -> Union[int, str]:
     """The pairing key of a file: its stem without a ``rain-``/``norain-`` prefix, as a number
     when it is all digits. ``rain-001.png`` -> 1, ``norain-1.png`` -> 1, ``x7.png`` -> ``"x7"``."""
     stem = _PREFIX.sub("", path.stem)
+    jorder = _JORDER.match(stem)
+    if jorder:
+        return int(jorder.group(1))
     return int(stem) if stem.isdigit() else stem
 
 
@@ -127,26 +146,62 @@ def split_folder(root: Path, split: Optional[str]) -> Optional[Path]:
     return None
 
 
-def find_derain_pairs(root: PathLike, split: Optional[str] = None) -> tuple[str, list[tuple[Path, Path]]]:
-    """``(layout name, [(rainy, clean), ...])`` for ``root`` and ``split`` (module docstring)."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"data folder '{root}' does not exist; pass an existing folder to --data")
-    d = split_folder(root, split) or root
+def _has_layout(d: Path) -> bool:
+    """Whether ``d`` itself holds one of the single-image layouts (a cheap look at names only)."""
+    if (d / "rainy_image").is_dir() or any((d / a).is_dir() for a, _ in FOLDER_PAIRS):
+        return True
+    return bool(_images(d, "rain") or _images(d, "norain"))
+
+
+def _layout(d: Path) -> Optional[tuple[str, list[tuple[Path, Path]]]]:
+    """``(layout name, pairs)`` of the layout ``d`` holds itself, ``None`` when it holds none."""
     if (d / "rainy_image").is_dir() and (d / "ground_truth").is_dir():
         return "rain1400", _rain1400(d / "rainy_image", d / "ground_truth")
     for a, b in FOLDER_PAIRS:
         if (d / a).is_dir() and (d / b).is_dir():
-            return f"{a}/{b}", _pair_by_key(_images(d / a), _images(d / b), d / a, d / b)
+            rainy_dir, name = d / a, f"{a}/{b}"
+            if a == "rain" and not _images(rainy_dir) and (rainy_dir / JORDER_SUB).is_dir():
+                rainy_dir, name = rainy_dir / JORDER_SUB, "jorder"
+            return name, _pair_by_key(_images(rainy_dir), _images(d / b), rainy_dir, d / b)
+    clean_here = _images(d, "norain")
+    for a in ("rainy", "rain"):
+        if (d / a).is_dir() and clean_here:
+            return f"{a}/+norain", _pair_by_key(_images(d / a), clean_here, d / a, d, "norain-")
     if (d / "rainy_image").is_dir():
-        raise DataError(f"'{d / 'rainy_image'}' has no sibling 'ground_truth'; add the clean images there")
+        raise DataError(f"'{d / 'rainy_image'}' has no sibling 'ground_truth'; add the clean images there "
+                        f"(layouts: {describe_derain_layouts()})")
     for a, b in FOLDER_PAIRS:
         if (d / a).is_dir():
-            raise DataError(f"'{d / a}' has no sibling folder '{b}'; add the clean images as '{d / b}'")
-    if d.is_dir():
-        rainy, clean = _images(d, "rain"), _images(d, "norain")
-        if rainy or clean:
-            return "rain100", _pair_by_key(rainy, clean, d, d, "norain-")
+            raise DataError(f"'{d / a}' has no sibling folder '{b}' nor clean images norain-XXX.png beside it; add "
+                            f"the clean images as '{d / b}' (layouts: {describe_derain_layouts()})")
+    rainy = _images(d, "rain")
+    if rainy or clean_here:
+        return "rain100", _pair_by_key(rainy, clean_here, d, d, "norain-")
+    return None
+
+
+def find_derain_pairs(root: Union[PathLike, list], split: Optional[str] = None) -> tuple[str, list[tuple[Path, Path]]]:
+    """``(layout name, [(rainy, clean), ...])`` for ``root`` and ``split`` (module docstring)."""
+    dirs = pair_dirs(root)
+    if dirs is not None:
+        return "pairs", folder_pairs(*dirs, what=("rainy", "clean"))
+    root = Path(root)  # type: ignore[arg-type]
+    if not root.is_dir():
+        raise no_folder(root)
+    d = split_folder(root, split) or root
+    found = _layout(d)
+    if found is not None:
+        return found
+    split_names = {n.lower() for names in SPLIT_DIRS.values() for n in names}
+    sets = [p for p in sorted(d.iterdir()) if p.is_dir() and p.name.lower() not in split_names and _has_layout(p)]
+    if len(sets) == 1:
+        found = _layout(sets[0])
+        if found is not None:
+            return found
+    if len(sets) > 1:
+        names = ", ".join(p.name for p in sets)
+        raise DataError(f"'{d}' holds several deraining sets ({names}); pass one of them to --data, e.g. "
+                        f"'{sets[0]}'")
     where = f" (split '{split}')" if split else ""
     raise DataError(f"no deraining layout in '{d}'{where}; expected {describe_derain_layouts()}")
 
@@ -178,16 +233,18 @@ class DerainPairs(Dataset):
     """Rainy/clean image pairs of a deraining benchmark folder.
 
     Args:
-        root: the benchmark folder (see the module docstring for the layouts).
+        root: the benchmark folder (see the module docstring for the layouts), or two folders
+            ``[RAINY_DIR, CLEAN_DIR]`` (``split`` is then ignored).
         split: ``"train"``, ``"val"``, ``"test"`` or ``None``: use ``root/<split folder>`` when
             one exists (``SPLIT_DIRS``), else ``root`` itself.
         pad_multiple: pad the bottom/right of both images to a multiple of this (``size``
             keeps the original size).
     """
 
-    def __init__(self, root: PathLike, split: Optional[str] = None, pad_multiple: int = 1) -> None:
-        self.root = Path(root)
-        self.layout, self.pairs = find_derain_pairs(self.root, split)
+    def __init__(self, root: Union[PathLike, list], split: Optional[str] = None, pad_multiple: int = 1) -> None:
+        dirs = pair_dirs(root)
+        self.root = Path(root) if dirs is None else dirs[0].parent  # type: ignore[arg-type]
+        self.layout, self.pairs = find_derain_pairs(root, split)
         self.pad_multiple = pad_multiple
 
     def __len__(self) -> int:

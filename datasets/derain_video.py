@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from datasets.derain import image_size, split_folder
-from datasets.errors import DataError
+from datasets.errors import DataError, no_folder
 from datasets.io import PathLike, is_image_file, read_image
 from datasets.transforms import pad_to_multiple
 
@@ -98,7 +98,7 @@ def find_videos(root: PathLike, split: Optional[str] = None) -> list[Video]:
     """The videos of ``root`` (``root/<split folder>`` when it exists), sorted by name."""
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"data folder '{root}' does not exist; pass an existing folder to --data")
+        raise no_folder(root)
     d = split_folder(root, split) or root
     if _has_frames(d):
         return [_read_video(d, d.name)]

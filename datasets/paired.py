@@ -12,8 +12,10 @@ name, e.g. ``low/1.png`` with ``high/1.png``):
 * Split sub-folders of any of these: ``ROOT/{train,val,test}/<pair folders>``.
 
 When ``split`` is given and a matching split sub-folder exists, it is used; otherwise ``ROOT``
-itself must hold a pair layout (then every split reads the same pairs). ``UnpairedFolder`` reads
-``ROOT/low`` (or ``ROOT/input``) when present, else the images directly inside ``ROOT``.
+itself must hold a pair layout (then every split reads the same pairs). ``root`` may also be two
+folders ``[INPUT_DIR, TARGET_DIR]`` (``--pairs``), matched by name or number (``datasets.pairs``).
+``UnpairedFolder`` reads ``ROOT/low`` (or ``ROOT/input``) when present, else the images directly
+inside ``ROOT``.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from typing import Optional, Sequence
 import torch
 from torch.utils.data import Dataset
 
-from datasets.errors import DataError
+from datasets.errors import DataError, no_folder
 from datasets.io import PathLike, checking, is_image_file, probe_image, read_image
+from datasets.pairs import folder_pairs, pair_dirs
 from datasets.transforms import Size, as_hw, item_generator, pad_to_multiple, paired_random_crop, paired_random_flip
 
 __all__ = ["PAIR_DIRS", "SPLIT_DIRS", "PairedFolder", "UnpairedFolder", "describe_layouts", "find_pairs"]
@@ -49,7 +52,8 @@ def describe_layouts() -> str:
         f"paired layouts: {pairs} (files paired by identical name); "
         f"LOL: ROOT/our485/{{low,high}} and ROOT/eval15/{{low,high}}; "
         f"split sub-folders ({splits}); "
-        f"unpaired: ROOT/low, ROOT/input or a flat folder of images"
+        f"unpaired: ROOT/low, ROOT/input or a flat folder of images; "
+        f"any two folders: --pairs INPUT_DIR TARGET_DIR"
     )
 
 
@@ -73,7 +77,7 @@ def _pair_dirs(folder: Path) -> Optional[tuple[Path, Path]]:
 def _resolve(root: Path, split: Optional[str]) -> tuple[Path, Path]:
     """Find the (input, target) folders for ``split`` under ``root`` (see module docstring)."""
     if not root.is_dir():
-        raise DataError(f"data folder '{root}' does not exist; pass an existing folder")
+        raise no_folder(root)
     if split is not None:
         for name in dict.fromkeys(SPLIT_DIRS.get(split, ()) + (split,)):
             found = _pair_dirs(root / name)
@@ -91,7 +95,8 @@ def _resolve(root: Path, split: Optional[str]) -> tuple[Path, Path]:
             raise DataError(f"'{root}' holds several pair folders ({names}); choose one with split=")
     for a, b in PAIR_DIRS:
         if (root / a).is_dir():
-            raise DataError(f"'{root / a}' has no sibling folder '{b}'; add the targets as '{root / b}'")
+            raise DataError(f"'{root / a}' has no sibling folder '{b}'; add the targets as '{root / b}' "
+                            f"({describe_layouts()})")
     where = f" for split '{split}'" if split else ""
     raise DataError(f"no recognised pair layout in '{root}'{where}; expected {describe_layouts()}")
 
@@ -128,7 +133,8 @@ class PairedFolder(Dataset):
     """Aligned (degraded, reference) image pairs from a benchmark folder.
 
     Args:
-        root: data folder in one of the layouts of ``describe_layouts()``.
+        root: data folder in one of the layouts of ``describe_layouts()``, or two folders
+            ``[INPUT_DIR, TARGET_DIR]`` matched by name or number (``split`` is then ignored).
         split: ``"train"``, ``"val"``, ``"test"`` or a sub-folder name; see the module docstring.
         crop: random crop size (int or ``(h, w)``), the same window for input and target.
         flip: random horizontal and vertical flips, identical for input and target.
@@ -142,16 +148,22 @@ class PairedFolder(Dataset):
 
     def __init__(
         self,
-        root: PathLike,
+        root: PathLike | Sequence[PathLike],
         split: Optional[str] = None,
         crop: Optional[Size] = None,
         flip: bool = False,
         pad_multiple: int = 1,
         seed: Optional[int] = None,
     ) -> None:
-        self.root = Path(root)
-        self.input_dir, self.target_dir = _resolve(self.root, split)
-        self.pairs = find_pairs(self.input_dir, self.target_dir)
+        dirs = pair_dirs(root)
+        if dirs is not None:
+            self.root = dirs[0].parent
+            self.input_dir, self.target_dir = dirs
+            self.pairs = folder_pairs(*dirs)
+        else:
+            self.root = Path(root)  # type: ignore[arg-type]
+            self.input_dir, self.target_dir = _resolve(self.root, split)
+            self.pairs = find_pairs(self.input_dir, self.target_dir)
         self.crop = as_hw(crop) if crop is not None else None
         self.flip = flip
         self.pad_multiple = pad_multiple
@@ -221,7 +233,7 @@ class UnpairedFolder(Dataset):
     def __init__(self, root: PathLike, split: Optional[str] = None, pad_multiple: int = 1) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
-            raise DataError(f"data folder '{self.root}' does not exist; pass an existing folder")
+            raise no_folder(self.root)
         base = self.root
         if split is not None:
             for name in dict.fromkeys(SPLIT_DIRS.get(split, ()) + (split,)):

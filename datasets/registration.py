@@ -6,7 +6,9 @@ Layouts (a folder ``root``; see ``LAYOUTS``):
   (stored ``[160, 192, 1]``; trailing singleton axes are dropped);
 * neurite-OASIS 3D: ``root/OASIS_OAS1_xxxx_MR1/aligned_norm.nii.gz`` + ``aligned_seg35.nii.gz``
   (``[160, 192, 224]``);
-* npz: ``root/*.npz``, each with an image ``vol`` and a label map ``seg`` of equal shape.
+* npz: ``root/*.npz``, each with an image ``vol`` and a label map ``seg`` of equal shape, or
+  voxelmorph's older pairs ``NAME_vol.npz`` + ``NAME_seg.npz`` with ``vol_data`` in each
+  (``datasets.registration_npz``).
 
 Any sub-folder holding the image file of the layout counts as a subject. NIfTI needs the optional
 extra: ``pip install -e .[registration]`` (nibabel, imported only when a NIfTI file is read).
@@ -20,7 +22,6 @@ int64, "name": "MOVING_to_FIXED", "size": LongTensor [dims]}``.
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -29,7 +30,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from datasets.errors import DataError
+from datasets.errors import DataError, no_folder
+from datasets.registration_npz import NPZ_LAYOUTS, find_npz, npz_shapes, npz_volume, read_npz
 from datasets.transforms import item_seed
 
 __all__ = ["LAYOUTS", "NIBABEL_HINT", "RegistrationPairs", "Volume", "VolumeFolder", "fixed_pairs",
@@ -43,7 +45,7 @@ NIBABEL_HINT = "pip install -e .[registration]"
 
 @dataclass(frozen=True)
 class Volume:
-    """One image with its label map: two NIfTI files, or one npz (``image == seg``)."""
+    """One image with its label map: two NIfTI files, one npz (``image == seg``) or two npz files."""
 
     name: str
     image: Path
@@ -66,28 +68,11 @@ def _squeeze(shape: Sequence[int], dims: int) -> tuple[int, ...]:
     return shape
 
 
-def _npz_shapes(path: Path) -> dict[str, tuple[int, ...]]:
-    """Array shapes of an npz from the member headers (no data read)."""
-    out = {}
-    with zipfile.ZipFile(path) as z:
-        for member in z.namelist():
-            with z.open(member) as f:
-                major, _ = np.lib.format.read_magic(f)
-                read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
-                shape = read(f)[0]
-            out[member.removesuffix(".npy")] = tuple(shape)
-    return out
-
-
 def volume_shapes(vol: Volume) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Raw (image, label) shapes from the file headers. ``DataError`` if unreadable."""
     try:
         if vol.image.suffix == ".npz":
-            shapes = _npz_shapes(vol.image)
-            missing = [k for k in ("vol", "seg") if k not in shapes]
-            if missing:
-                raise DataError(f"'{vol.image}' lacks array(s) {missing}; an npz needs 'vol' (image) and 'seg' (label map)")
-            return shapes["vol"], shapes["seg"]
+            return npz_shapes(vol.image, vol.seg)
         nib = _nibabel()
         return tuple(nib.load(str(vol.image)).shape), tuple(nib.load(str(vol.seg)).shape)
     except DataError:
@@ -100,8 +85,7 @@ def volume_shapes(vol: Volume) -> tuple[tuple[int, ...], tuple[int, ...]]:
 def read_volume(vol: Volume, dims: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``(image [1, *S] float32 in [0, 1], seg [1, *S] int64)``."""
     if vol.image.suffix == ".npz":
-        with np.load(vol.image) as z:
-            image, seg = np.asarray(z["vol"]), np.asarray(z["seg"])
+        image, seg = read_npz(vol.image, vol.seg)
     else:
         nib = _nibabel()
         image = np.asarray(nib.load(str(vol.image)).dataobj)
@@ -122,7 +106,7 @@ def find_volumes(root: Path, dims: int) -> list[Volume]:
         raise DataError(f"--dims must be 2 or 3, got {dims}")
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"data folder '{root}' does not exist; pass an existing folder to --data")
+        raise no_folder(root)
     image_name, seg_name = LAYOUTS[dims]
     other_image = LAYOUTS[5 - dims][0]
     vols: list[Volume] = []
@@ -134,10 +118,10 @@ def find_volumes(root: Path, dims: int) -> list[Volume]:
         elif (sub / other_image).is_file():
             hint = "use --dims 2 (or add the aligned_norm/aligned_seg35 volumes)" if dims == 3 else "use --dims 3"
             raise DataError(f"'{sub}' holds only {5 - dims}D files ({other_image}), not {image_name}; {hint}")
-    vols += [Volume(p.stem, p, p) for p in sorted(root.glob("*.npz"))]
+    vols += [Volume(*v) for v in find_npz(root)]
     if not vols:
         raise DataError(f"no volumes in '{root}': expected sub-folders with {image_name} + {seg_name} "
-                        f"(neurite-OASIS {dims}D) or *.npz files with 'vol' and 'seg'")
+                        f"(neurite-OASIS {dims}D), or npz files: {NPZ_LAYOUTS}")
     return vols
 
 
@@ -187,12 +171,12 @@ def load_atlas(path: str | Path, dims: int) -> dict:
     image_name, seg_name = LAYOUTS[dims]
     if p.is_dir():
         vol = Volume(p.name, p / image_name, p / seg_name)
-    elif p.suffix == ".npz":
-        vol = Volume(p.stem, p, p)
+    elif p.suffix == ".npz" and p.is_file():
+        vol = Volume(*npz_volume(p))
     elif p.name == image_name:
         vol = Volume(p.parent.name, p, p.parent / seg_name)
     else:
-        raise DataError(f"atlas '{p}' must be an npz with 'vol' and 'seg', a subject folder or a {image_name} file")
+        raise DataError(f"atlas '{p}' must be an npz ({NPZ_LAYOUTS}), a subject folder or a {image_name} file")
     for f in (vol.image, vol.seg):
         if not f.is_file():
             raise DataError(f"atlas file '{f}' does not exist; pass --atlas an existing npz or subject folder")
@@ -212,7 +196,8 @@ def split_subjects(n: int, val_fraction: float, test_fraction: float, seed: int 
     n_test = max(1, round(n * test_fraction)) if test_fraction > 0 else 0
     n_val = max(1, round(n * val_fraction)) if val_fraction > 0 else 0
     if n - n_test - n_val < 1:
-        raise DataError(f"{n} volumes cannot be split into train/val/test ({val_fraction=}, {test_fraction=}); add volumes")
+        raise DataError(f"{n} volume(s) cannot be split into train/val/test ({val_fraction=}, {test_fraction=}): "
+                        f"{n_test + n_val + 1} are needed; add volumes")
     test, val, train = perm[:n_test], perm[n_test:n_test + n_val], perm[n_test + n_val:]
     return sorted(train), sorted(val), sorted(test)
 

@@ -3,7 +3,8 @@ augmented for search and training.
 
 Settings (a plain dict; missing keys take these defaults):
 
-* ``data``: benchmark folder or ``None`` (embedded synthetic data);
+* ``data``: benchmark folder, two folders ``[RAINY_DIR, CLEAN_DIR]`` (``--pairs``, matched by name or
+  number; one set, split like a single folder) or ``None`` (embedded synthetic data);
 * ``frames`` (1): odd window; > 1 reads videos (``datasets.derain_video``); with 1, a video
   folder is read frame by frame (the single-frame baseline of a video model);
 * ``video`` (False): for the embedded default, use the synthetic video even with ``frames = 1``;
@@ -33,7 +34,8 @@ from torch.utils.data import Dataset
 
 from datasets.derain import DerainPairs, split_folder
 from datasets.derain_video import DerainVideo, find_videos
-from datasets.errors import DataError
+from datasets.errors import DataError, no_folder
+from datasets.pairs import describe_data, pair_dirs
 from datasets.splits import split_train_val
 from datasets.synthetic_rain import SyntheticRain, SyntheticRainVideo
 from datasets.transforms import as_hw, item_generator
@@ -130,10 +132,16 @@ def is_video_folder(root: str, split: Optional[str] = None) -> bool:
     return has(d) or any(has(v) for v in d.iterdir() if v.is_dir())
 
 
-def open_folder(root: str, split: Optional[str], s: dict[str, Any], full_window: bool = False) -> Dataset:
-    """``DerainVideo`` for video folders (or ``frames > 1``), else ``DerainPairs``."""
+def open_folder(root: str | list[str], split: Optional[str], s: dict[str, Any], full_window: bool = False) -> Dataset:
+    """``DerainVideo`` for video folders (or ``frames > 1``), else ``DerainPairs``; two folders
+    ``[RAINY_DIR, CLEAN_DIR]`` are single-image pairs."""
+    if pair_dirs(root) is not None:
+        if int(s["frames"]) > 1:
+            raise DataError(f"--frames {s['frames']} needs a video folder (DIR/<video>/rfc-<k>.jpg), not --pairs; "
+                            "pass the folder to --data or use --frames 1")
+        return DerainPairs(root)
     if not Path(root).is_dir():
-        raise DataError(f"data folder '{root}' does not exist; pass an existing folder to --data")
+        raise no_folder(root)
     if int(s["frames"]) > 1 or is_video_folder(root, split):
         return DerainVideo(root, split, int(s["frames"]), full_window)
     return DerainPairs(root, split)
@@ -152,7 +160,7 @@ def _train_val(s: dict[str, Any], val_count: Optional[int] = None) -> tuple[Data
         return SyntheticRain("train", count=s["synthetic_count"]), None, SyntheticRain("val", count=val_count)
     root, frac, seed = s["data"], float(s["val_fraction"]), int(s["seed"])
     train = open_folder(root, "train", s)
-    if split_folder(Path(root), "val") is not None:
+    if pair_dirs(root) is None and split_folder(Path(root), "val") is not None:
         return train, None, open_folder(root, "val", s, bool(s["full_window"]))
     if isinstance(train, DerainVideo):
         videos = find_videos(root, "train")
@@ -163,7 +171,7 @@ def _train_val(s: dict[str, Any], val_count: Optional[int] = None) -> tuple[Data
         return (DerainVideo(root, "train", frames, videos=[videos[i] for i in tr]), None,
                 DerainVideo(root, "train", frames, bool(s["full_window"]), videos=[videos[i] for i in va]))
     if len(train) < 2:  # type: ignore[arg-type]
-        raise DataError(f"'{root}' has {len(train)} training pair(s); add images to split off validation")
+        raise DataError(f"'{describe_data(root)}' has {len(train)} training pair(s); add images to split off validation")
     tr, va = split_train_val(len(train), frac, seed)  # type: ignore[arg-type]
     return train, tr, DerainView(train, va, None, False, seed)
 
@@ -186,8 +194,9 @@ def train_sets(settings: dict[str, Any]) -> tuple[DerainView, Dataset]:
     return DerainView(base, idx, s["crop"], bool(s["flip"]), int(s["seed"])), restrict_to_window(val, s["eval_window"])
 
 
-def test_set(data: Optional[str], settings: dict[str, Any]) -> Dataset:
-    """The folder's test split (or the folder itself), or the synthetic test split; video sets
+def test_set(data: str | list[str] | None, settings: dict[str, Any]) -> Dataset:
+    """The folder's test split (or the folder itself, or all pairs of two folders), or the synthetic
+    test split; video sets
     keep only full-window frames unless ``full_window`` is False."""
     s = _settings({**settings, "data": data})
     if data is None:

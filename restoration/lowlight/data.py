@@ -3,8 +3,9 @@ augmented for search and training.
 
 * ``AugmentedView``: items of a base set (optionally a subset of indices) with a random crop
   and flips that depend only on ``(seed, epoch, index)``; ``set_epoch`` draws new ones.
-* ``open_folder``: a ``PairedFolder`` when the folder holds a pair layout for the split, else an
-  ``UnpairedFolder`` (no references: unsupervised search/training and no reference metrics).
+* ``open_folder``: a ``PairedFolder`` when the folder holds a pair layout for the split (or ``data``
+  is two folders ``[INPUT_DIR, TARGET_DIR]``, ``--pairs``: one set, split like a single folder), else
+  an ``UnpairedFolder`` (no references: unsupervised search/training and no reference metrics).
 * ``search_sets`` / ``train_sets`` / ``test_set``: what the task hands to the commands. Every file
   of a folder they read (the whole training split, held-out validation images included, a ``val``
   folder, the test split) is checked from its header before the first step: readable, paired sizes,
@@ -24,6 +25,8 @@ from torch.utils.data import Dataset
 
 from datasets import DataError, PairedFolder, SyntheticLowLight, UnpairedFolder
 from datasets.paired import PAIR_DIRS, SPLIT_DIRS
+from datasets.pairs import describe_data, pair_dirs
+from datasets.errors import no_folder
 from datasets.splits import split_train_val
 from datasets.synthetic_lowlight import DEFAULT_SIZE
 from datasets.transforms import as_hw, item_generator, paired_random_crop, paired_random_flip
@@ -101,15 +104,18 @@ def has_pairs(root: Path, split: Optional[str]) -> bool:
     return any((c / a).is_dir() and (c / b).is_dir() for c in candidates for a, b in PAIR_DIRS)
 
 
-def open_folder(root: str, split: str, pad_multiple: int = 1) -> Dataset:
-    """``PairedFolder(root, split)`` when pairs exist for ``split``, else ``UnpairedFolder``.
+def open_folder(root: str | list[str], split: str, pad_multiple: int = 1) -> Dataset:
+    """``PairedFolder(root, split)`` when pairs exist for ``split`` (or ``root`` is two folders),
+    else ``UnpairedFolder``.
 
     Pair-layout errors (a file without partner, sizes that differ) are raised, never hidden by
     falling back to the unpaired reader.
     """
-    path = Path(root)
+    if pair_dirs(root) is not None:
+        return PairedFolder(root, pad_multiple=pad_multiple)
+    path = Path(root)  # type: ignore[arg-type]
     if not path.is_dir():
-        raise DataError(f"data folder '{path}' does not exist; pass an existing folder to --data")
+        raise no_folder(path)
     if has_pairs(path, split):
         return PairedFolder(path, split=split, pad_multiple=pad_multiple)
     return UnpairedFolder(path, split=split, pad_multiple=pad_multiple)
@@ -136,12 +142,13 @@ class _Folder:
     the training split: never the test files). ``note`` says which, for the user."""
 
     def __init__(self, s: Any) -> None:
-        root = Path(s.data)
-        self.base = open_folder(str(root), "train")
+        two = pair_dirs(s.data) is not None
+        root = Path(s.data[0] if two else s.data)
+        self.base = open_folder(s.data, "train")
         self.sizes = self.base.verify(progress=True)  # type: ignore[attr-defined]  # every file, before step 1
         _check_crop(self.base, self.sizes, s.crop)
         n = len(self.base)  # type: ignore[arg-type]
-        if (root / "val").is_dir():
+        if not two and (root / "val").is_dir():
             val = open_folder(str(root / "val"), "val", s.pad_multiple)
             val.verify(progress=True)  # type: ignore[attr-defined]
             names = ({a.name for a, _ in val.pairs} if hasattr(val, "pairs")  # type: ignore[attr-defined]
@@ -154,10 +161,10 @@ class _Folder:
             self.note = f"validation: {len(val)} images of '{root / 'val'}'"  # type: ignore[arg-type]
         else:
             if n < 2 and s.val_fraction > 0:
-                raise DataError(f"'{root}' has {n} training image: holding one out for validation needs at least "
-                                "2; add images, a val/ folder, or pass --val-fraction 0")
+                raise DataError(f"'{describe_data(s.data)}' has {n} training image: holding one out for validation "
+                                "needs at least 2; add images, a val/ folder, or pass --val-fraction 0")
             self.train_idx, self.val_idx = split_train_val(n, s.val_fraction, s.seed)
-            full = open_folder(str(root), "train", s.pad_multiple)
+            full = open_folder(s.data, "train", s.pad_multiple)
             self.val = AugmentedView(full, self.val_idx, None, False, s.seed) if self.val_idx else None
             where = getattr(self.base, "input_dir", getattr(self.base, "folder", root))
             names = [self._name(i) for i in self.val_idx]
@@ -223,8 +230,9 @@ def train_sets(s: Any) -> tuple[AugmentedView, Dataset | None, str, dict[str, An
     return train, folder.val, folder.note, folder.split
 
 
-def test_set(data: Optional[str], s: Any) -> Dataset:
-    """The folder ``data`` (its test split, or the folder itself) or the synthetic test split."""
+def test_set(data: str | list[str] | None, s: Any) -> Dataset:
+    """The folder ``data`` (its test split, or the folder itself; all pairs of two folders) or the
+    synthetic test split."""
     if data is None:
         return SyntheticLowLight("test", seed=SYNTHETIC_SEED)
     dataset = open_folder(data, "test", s.pad_multiple)

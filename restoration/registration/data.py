@@ -77,6 +77,9 @@ class _Pairs(RegistrationPairs):
 
 def _folders(s: dict[str, Any]) -> tuple[VolumeFolder, list[int], list[int], VolumeFolder, list[int]]:
     """(train folder, train idx, val idx [in train folder or val folder], test folder, test idx)."""
+    if not isinstance(s["data"], (str, Path)):
+        raise DataError(f"registration reads one folder of volumes, not {s['data']!r}; pass --data DIR (--pairs is "
+                        "for the image tasks)")
     root, dims = Path(s["data"]), int(s["dims"])
     if (root / "train").is_dir() and (root / "test").is_dir():
         train = VolumeFolder(root / "train", dims)
