@@ -10,10 +10,12 @@ import torch
 from tqdm import tqdm
 
 from bilevel import GroupedLoop
+from bilevel.methods.saga import MissingIndexError
 from nas.plot import plot_genotype
 from tasks import SearchResult, Settings, Task
 from tasks.results import GENOTYPE_FILE, HPARAMS_FILE, hparams_to_json
 
+from .budget import drop_recipe_max_steps, load_schedulers, max_steps_given, step_budget
 from .config import add_common, add_search_flags, device_of, resolve, task_from_argv
 from .data import loader, steps_per_epoch, to_device
 from .distributed import SharedStop, World, data_parallel
@@ -31,6 +33,9 @@ network weights are the lower variables, architecture weights and hyper-paramete
 in one or more groups with their own schedules. Writes, in --out: genotype.json and genotype.png
 (tasks that search cells), hparams.json (tasks that learn hyper-parameters), config.json,
 checkpoint.pt (every --save-every steps, every epoch and on Ctrl-C), metrics.csv (one row per epoch).
+A budget that ends before the upper level moves (e.g. a --max-steps shorter than a recipe's warm-up) is
+not stretched: the run says that the upper level never stepped, and hparams.json records
+"_learned": false beside the start values it holds.
 Data-parallel: torchrun --nproc_per_node N search.py ... (--batch-size is per process; rank 0 writes)."""
 
 OWNED = ("genotype.json", "genotype.png", "hparams.json", "config.json", "checkpoint.pt", "metrics.csv")
@@ -46,31 +51,44 @@ def build_parser(argv: Sequence[str] | None) -> argparse.ArgumentParser:
 class _Search:
     """The state of one search run: setup, loop, position, running averages."""
 
-    def __init__(self, task: Task, s: Settings, device: torch.device, run_dir: Path, world: World = World()) -> None:
+    def __init__(self, task: Task, s: Settings, device: torch.device, run_dir: Path, world: World = World(),
+                 exact: bool = True) -> None:
         self.task, self.s, self.run_dir, self.world = task, s, run_dir, world
         check_search(s.compile)
         self.precision = Precision(s.amp, device, scaler=False)  # fp16: the loop's lower steps scale their losses
         torch.manual_seed(s.seed)
         self.lower_set, self.upper_set = task.search_data(s)
+        self.steps_per_epoch = steps_per_epoch(self.lower_set, self.upper_set, batch_size=s.batch_size * world.size,
+                                               names=("lower level", "upper level"))
+        # --max-steps N: exactly N steps; the epochs, and the schedules built over them, follow
+        s, self.total, self.budget_note = step_budget(s, self.steps_per_epoch, exact)
+        self.s, self.resume_note = s, ""
         self.setup = task.build_search(s, device)
         if s.channels_last:
             to_channels_last(self.setup.supernet)
         self.loop = GroupedLoop(self.setup.groups, s.method, s.method_options, amp=s.amp == "fp16",
                                 reduce=world.average if world.active else None)
-        self.steps_per_epoch = steps_per_epoch(self.lower_set, self.upper_set, batch_size=s.batch_size * world.size,
-                                               names=("lower level", "upper level"))
         self.epoch = self.step_in_epoch = self.global_step = 0
         self.averages = Averages()
+        self.start_upper = self._upper()
+        self.upper_moved = False  # before this session (a resumed run's checkpoint says)
+
+    def _upper(self) -> list[torch.Tensor]:
+        return [v.detach().clone() for g in self.setup.groups for v in g.problem.upper.values()]
+
+    def moved(self) -> bool:
+        """Whether any upper variable has changed since the run started."""
+        return self.upper_moved or any(not torch.equal(a, b) for a, b in zip(self.start_upper, self._upper()))
 
     def restore(self, ckpt: dict[str, Any]) -> None:
         self.epoch, self.step_in_epoch = ckpt["epoch"], ckpt["step_in_epoch"]
         self.global_step = ckpt["global_step"]
         self.setup.supernet.load_state_dict(ckpt["supernet"])
         self.loop.load_state_dict(ckpt["loop"])
-        for sched, state in zip(self.setup.schedulers, ckpt["schedulers"]):
-            sched.load_state_dict(state)
+        self.resume_note = load_schedulers(self.setup.schedulers, ckpt["schedulers"])
         self.averages = Averages(ckpt["averages"])
         set_rng_state(ckpt["rng"])
+        self.start_upper, self.upper_moved = self._upper(), bool(ckpt.get("upper_moved", True))
 
     def result(self) -> SearchResult:
         return self.task.search_result(self.setup)
@@ -84,14 +102,15 @@ class _Search:
             atomic_write_bytes(self.run_dir / GENOTYPE_FILE, (result.genotype.to_json() + "\n").encode())
             if plot:
                 plot_genotype(result.genotype, self.run_dir / "genotype.png", titles=self.task.cell_titles)
+        moved = self.moved()
         if result.hparams:
-            atomic_write_bytes(self.run_dir / HPARAMS_FILE, hparams_to_json(result.hparams).encode())
+            atomic_write_bytes(self.run_dir / HPARAMS_FILE, hparams_to_json(result.hparams, learned=moved).encode())
         save_torch(self.run_dir / "checkpoint.pt", {
             "kind": "search", "task": self.task.name, "config": self.s.to_dict(), "device": device,
             "epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
             **result.to_dict(), "supernet": self.setup.supernet.state_dict(),
             "loop": self.loop.state_dict(), "schedulers": [sc.state_dict() for sc in self.setup.schedulers],
-            "averages": self.averages.state(), "rng": rng_state()})
+            "averages": self.averages.state(), "rng": rng_state(), "upper_moved": moved})
         return result
 
     def step(self, lower_batch: Any, upper_batch: Any) -> dict[str, Any]:
@@ -102,7 +121,10 @@ class _Search:
                 stats = self.loop.step(lower_batch, upper_batch)
         except NotImplementedError as e:
             raise UserError(f"{e} (--method {self.s.method} cannot run with this lower optimizer: choose "
-                            "the SGD lower optimizer, or --method darts1, cg or neumann)") from None
+                            "another lower optimizer, or --method darts1, cg or neumann)") from None
+        except MissingIndexError as e:
+            raise UserError(f"{e}. The search's loaders reshuffle the samples every epoch, so no batch is a fixed "
+                            f"minibatch: use --method soba or ma_soba") from None
         self.averages.add(stats)
         self.step_in_epoch += 1
         self.global_step += 1
@@ -133,12 +155,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     fresh = None if args.resume else resolve(args, "search")  # settings errors before any folder is made
     with data_parallel(device_of(args.device)) as world:  # under torchrun: one process of several; rank 0 prints
         folder, ckpt = open_run(args, "search", OWNED)
-        s = (fresh or resolve(args, "search")) if ckpt is None else resumed_settings(task, ckpt, args)
+        s = (fresh or resolve(args, "search")) if ckpt is None else \
+            drop_recipe_max_steps(resumed_settings(task, ckpt, args), args)
         args.threads_note = apply_threads(args.threads)  # before the data and network are built
-        run = _Search(task, s, world.device, folder.path, world)  # data checked, network built: nothing written yet
+        exact = ckpt is not None or max_steps_given(args)  # a recipe's max_steps is a cap
+        run = _Search(task, s, world.device, folder.path, world, exact)  # data checked, network built: nothing written
         world.barrier()  # every process has checked the folder before rank 0 writes in it
-        body = lambda: _run(run, args, task, s, world.device, ckpt)  # noqa: E731
+        body = lambda: _run(run, args, task, run.s, world.device, ckpt)  # noqa: E731
         return folder.run_until_checkpoint(body) if world.main else body()
+
+
+def _idle_upper(task: Task, s: Settings, steps_per_epoch: int, total: int) -> str:
+    """Why the upper level cannot step within ``total`` steps (its warm-up outlasts them); '' otherwise."""
+    warm = task.upper_warmup_steps(s, steps_per_epoch)
+    return f"warm-up {warm} steps {'>' if warm > total else '='} budget {total} steps" if warm >= total > 0 else ""
 
 
 def _run(run: _Search, args: argparse.Namespace, task: Task, s: Settings, device: torch.device,
@@ -153,9 +183,7 @@ def _run(run: _Search, args: argparse.Namespace, task: Task, s: Settings, device
         split = {"split": task.split} if task.split else {}
         write_json(run_dir / "config.json", {"task": task.name, "stage": "search", **s.to_dict(), **split})
 
-    total = s.epochs * run.steps_per_epoch
-    if s.max_steps is not None:
-        total = min(total, s.max_steps)
+    total = run.total
     groups = ", ".join(f"{g.name} (every {g.every}, lower {g.lower.name} every {g.lower.every})"
                        for g in run.setup.groups)
     speed = run.precision.describe_search() + (", channels-last" if s.channels_last else "")
@@ -163,6 +191,13 @@ def _run(run: _Search, args: argparse.Namespace, task: Task, s: Settings, device
           f"{world.note(s.batch_size)}): {run.steps_per_epoch} steps/epoch, "
           f"{total} steps in all; groups: {groups}; run folder {run_dir}"
           + (f"\n{task.split_note}" if task.split_note else ""))
+    notes = [run.budget_note, run.resume_note]
+    for note in filter(None, notes):
+        print(note)
+    idle = _idle_upper(task, s, run.steps_per_epoch, total)
+    if idle and not run.moved():
+        print(f"note: the upper level will not step ({idle}): its result will be the start values; give the run "
+              "a longer budget (--max-steps, --epochs)")
     clock = SaveClock(s.save_every, s.save_minutes)
     forecast = Forecast(total, run.global_step, device.type)
     result = run.result()
@@ -198,8 +233,13 @@ def _run(run: _Search, args: argparse.Namespace, task: Task, s: Settings, device
     if stop.requested:
         print(f"stopped at step {run.global_step}; checkpoint written: continue with --resume --out {run_dir}")
         return 130
-    print(result.describe())
     files = [n for n in OWNED if (run_dir / n).is_file()]
+    if run.moved():
+        print(result.describe())
+    else:
+        held = " and ".join(n for n in (GENOTYPE_FILE, HPARAMS_FILE) if n in files)
+        print(f"the upper level never stepped ({idle or f'its variables did not change in {run.global_step} steps'}): "
+              f"{held} {'hold' if ' and ' in held else 'holds'} the start values ({result.describe()})")
     print(f"wrote {', '.join(files)} in {run_dir}")
     print(f"next: python train.py --task {task.name} --from {run_dir}"
           + (f" --recipe {s.recipe}" if s.recipe != "default" else ""))

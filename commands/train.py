@@ -19,7 +19,9 @@ from .config import add_common, device_of, resolve, task_from_argv
 from .data import loader, steps_per_epoch, to_device
 from .distributed import SharedStop, World, data_parallel
 from .errors import UserError
+from .budget import drop_recipe_max_steps, load_schedulers, max_steps_given, step_budget
 from .evaluation import evaluate
+from .models import InitWeights, load_init, read_init
 from .registry import get_task
 from .threads import apply_threads
 from .runs import MetricsCSV, open_run, resumed_settings, save_torch, write_json
@@ -42,20 +44,37 @@ def build_parser(argv: Sequence[str] | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="train.py", description=DESCRIPTION)
     add_common(parser, "train", task_from_argv(argv))
     parser.add_argument("--from", dest="from_run", default=None, metavar="RUN_DIR",
-                        help="a search run folder: its genotype.json and/or hparams.json are used")
+                        help="a search run folder: its genotype.json and/or hparams.json are used (default: none; "
+                             "--genotype / --hparams given win over its files)")
     parser.add_argument("--genotype", default=None,
-                        help="genotype.json written by search.py (or a shipped reference genotype)")
-    parser.add_argument("--hparams", default=None, help="hparams.json written by search.py")
+                        help="genotype.json written by search.py (or a shipped reference genotype); default: that "
+                             "of --from, else of --init; required by the tasks that train a searched architecture")
+    parser.add_argument("--hparams", default=None,
+                        help="hparams.json written by search.py (e.g. learned loss weights); default: that of --from, "
+                             "else of --init; required by the tasks that train with learned hyper-parameters")
+    parser.add_argument("--init", default=None, metavar="WEIGHTS",
+                        help="start from these weights instead of from scratch (fine-tuning): a model.pt of the "
+                             "task, or a paper's released weights the task maps onto its network (lowlight: RUAS's "
+                             "ckpt/*.pt; model/denoise.pt initialises the NRM only, as RUAS's retraining does); "
+                             "without --genotype/--from, the genotype the weights were made with (default: none, "
+                             "random initial weights)")
     return parser
 
 
-def search_result(task: Task, args: argparse.Namespace) -> SearchResult:
-    """The search result named by ``--from`` / ``--genotype`` / ``--hparams`` (checked for the task)."""
+def search_result(task: Task, args: argparse.Namespace, init: InitWeights | None = None) -> SearchResult:
+    """The search result named by ``--from`` / ``--genotype`` / ``--hparams`` (checked for the task); with
+    none of them, that of the ``--init`` weights."""
     genotype_file, hparams_file = args.genotype, args.hparams
+    if init is not None and init.result is not None and not (genotype_file or hparams_file or args.from_run):
+        task.check_result(init.result, source=init.path)
+        return init.result
     if args.from_run is not None:
         folder = Path(args.from_run)
         if not folder.is_dir():
             raise UserError(f"--from {folder} is not a folder; give a search run folder")
+        if genotype_file is None and hparams_file is None and not any(
+                (folder / name).is_file() for name in (GENOTYPE_FILE, HPARAMS_FILE)):
+            raise UserError(_not_a_search_folder(folder))
         if genotype_file is None and (folder / GENOTYPE_FILE).is_file():
             genotype_file = folder / GENOTYPE_FILE
         if hparams_file is None and (folder / HPARAMS_FILE).is_file():
@@ -66,6 +85,39 @@ def search_result(task: Task, args: argparse.Namespace) -> SearchResult:
     if hparams_file is not None:
         result.hparams = load_hparams(hparams_file)
     task.check_result(result, source=str(genotype_file or hparams_file or args.from_run or ""))
+    if init is not None and init.result is not None and init.result.genotype is not None \
+            and result.genotype is not None and result.genotype != init.result.genotype:
+        raise UserError(f"--init {init.path} holds weights of another genotype than {genotype_file or args.from_run}; "
+                        "drop --genotype/--from to train the genotype of the weights")
+    return result
+
+
+def _not_a_search_folder(folder: Path) -> str:
+    """Why ``--from folder`` gives no search result, and what to pass instead."""
+    wanted = f"pass the folder search.py wrote (it holds {GENOTYPE_FILE} or {HPARAMS_FILE})"
+    if (folder / "model.pt").is_file():
+        return (f"--from {folder} is a train run folder (it holds model.pt), not a search run folder; {wanted}, "
+                f"or --init {folder / 'model.pt'} to start from its weights")
+    return f"--from {folder} holds neither {GENOTYPE_FILE} nor {HPARAMS_FILE}; {wanted}, or --genotype FILE"
+
+
+def _resumed_result(task: Task, args: argparse.Namespace, ckpt: dict[str, Any]) -> SearchResult:
+    """The search result of the checkpoint; ``--from`` / ``--genotype`` / ``--hparams`` given with
+    ``--resume`` must name that same result (one-line ``UserError`` otherwise)."""
+    result = SearchResult.from_dict(ckpt)
+    flags = [f for f, v in (("--from", args.from_run), ("--genotype", args.genotype), ("--hparams", args.hparams))
+             if v is not None]
+    if not flags:
+        return result
+    given = search_result(task, args)
+    other_genotype = given.genotype is not None and given.genotype != result.genotype
+    other_hparams = bool(given.hparams) and (given.hparams.keys() != result.hparams.keys() or not all(
+        torch.equal(v.float(), result.hparams[k].float()) for k, v in given.hparams.items()))
+    if other_genotype or other_hparams:
+        what = " and ".join(w for w, o in (("genotype", other_genotype), ("hyper-parameters", other_hparams)) if o)
+        raise UserError(f"{'/'.join(flags)} name{'s' if len(flags) == 1 else ''} another {what} than the run "
+                        f"being resumed; a resumed run keeps its own: drop {'/'.join(flags)} to continue it, or "
+                        "start a new run with another --out (or --force)")
     return result
 
 
@@ -73,18 +125,24 @@ class _Train:
     """The state of one training run."""
 
     def __init__(self, task: Task, s: Settings, result: SearchResult, device: torch.device, run_dir: Path,
-                 world: World = World()) -> None:
-        self.task, self.s, self.result, self.device, self.run_dir = task, s, result, device, run_dir
+                 world: World = World(), init: InitWeights | None = None, exact: bool = True) -> None:
+        self.task, self.result, self.device, self.run_dir = task, result, device, run_dir
         self.world = world
         torch.manual_seed(s.seed)
         self.train_set, self.val_set = task.train_data(s)
-        self.net = task.build_network(result, s).to(device)
+        self.steps_per_epoch = steps_per_epoch(self.train_set, batch_size=s.batch_size * world.size,
+                                               names=("training set",))
+        # --max-steps N: exactly N steps; the epochs, and the schedules built over them, follow
+        s, self.total, self.budget_note = step_budget(s, self.steps_per_epoch, exact)
+        self.s, self.resume_note = s, ""
+        self.net = task.build_network(result, s)
+        self.init_note = f"--init {init.path}: {init.description}; loaded {load_init(self.net, init)}" if init else ""
+        self.init = {"path": init.path, "description": init.description} if init else None
+        self.net.to(device)
         self.precision = Precision(s.amp, device)
         # the network as the losses and the validation call it: autocast, channels-last, compiled
         self.runner = Runner(self.net, self.precision, s.channels_last, s.compile)
         self.n_params = task.count_parameters(self.net)
-        self.steps_per_epoch = steps_per_epoch(self.train_set, batch_size=s.batch_size * world.size,
-                                               names=("training set",))
         self.setup = task.build_training(self.net, s, self.steps_per_epoch)
         self.epoch = self.step_in_epoch = self.global_step = 0
         self.best = task.worst()
@@ -96,8 +154,7 @@ class _Train:
         self.net.load_state_dict(ckpt["state_dict"])
         for g in self.setup.groups:
             g.optimizer.load_state_dict(ckpt["optimizers"][g.name])
-        for sched, state in zip(self.setup.schedulers, ckpt["schedulers"]):
-            sched.load_state_dict(state)
+        self.resume_note = load_schedulers(self.setup.schedulers, ckpt["schedulers"])
         self.averages = Averages(ckpt["averages"])
         self.precision.load_state_dict(ckpt.get("scaler"))
         set_rng_state(ckpt["rng"])
@@ -171,7 +228,8 @@ class _Train:
             save_torch(self.run_dir / "model.pt", {
                 "kind": "model", "task": self.task.name, **self.result.to_dict(),
                 "config": self.s.to_dict(), "state_dict": self.net.state_dict(), "step": self.global_step,
-                "epoch": self.epoch + 1, "metric": self.task.select, "best_metric": score, "params": self.n_params})
+                "epoch": self.epoch + 1, "metric": self.task.select, "best_metric": score, "params": self.n_params,
+                **({"init": self.init} if self.init else {})})
         grid = self.task.samples(self.net, first) if first is not None else None
         if grid is not None:
             write_image(self.run_dir / "samples.png", grid.detach().cpu())
@@ -183,19 +241,32 @@ class _Train:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(argv).parse_args(argv)
     task = get_task(args.task)
-    fresh = None if args.resume else (search_result(task, args), resolve(args, "train"))  # errors first
+    if args.resume and args.init is not None:
+        raise UserError("--init starts a run from given weights, --resume continues one from its checkpoint.pt: "
+                        "drop --init")
+    init = read_init(args.init, task) if args.init is not None else None
+    fresh = None if args.resume else (search_result(task, args, init), _settings(args, init))  # errors first
     with data_parallel(device_of(args.device)) as world:  # under torchrun: one process of several; rank 0 prints
         folder, ckpt = open_run(args, "train", OWNED)
         if ckpt is not None:
-            result = SearchResult.from_dict(ckpt)
-            s = resumed_settings(task, ckpt, args)
+            result = _resumed_result(task, args, ckpt)
+            s = drop_recipe_max_steps(resumed_settings(task, ckpt, args), args)
         else:
-            result, s = fresh or (search_result(task, args), resolve(args, "train"))
+            result, s = fresh or (search_result(task, args, init), _settings(args, init))
         args.threads_note = apply_threads(args.threads)  # before the data and network are built
-        run = _Train(task, s, result, world.device, folder.path, world)  # data checked, network built: nothing written
+        exact = ckpt is not None or max_steps_given(args)  # a recipe's max_steps is a cap
+        run = _Train(task, s, result, world.device, folder.path, world, init, exact)  # data checked, network built
         world.barrier()  # every process has checked the folder before rank 0 writes in it
-        body = lambda: _run(run, args, task, s, world.device, ckpt)  # noqa: E731
+        body = lambda: _run(run, args, task, run.s, world.device, ckpt)  # noqa: E731
         return folder.run_until_checkpoint(body) if world.main else body()
+
+
+def _settings(args: argparse.Namespace, init: InitWeights | None) -> Settings:
+    """The resolved settings, with the sizes the ``--init`` weights need where no flag sets them."""
+    s = resolve(args, "train")
+    if init is None or not init.settings:
+        return s
+    return s.replace({k: v for k, v in init.settings.items() if getattr(args, k, None) is None}, source=init.path)
 
 
 def _run(run: _Train, args: argparse.Namespace, task: Task, s: Settings, device: torch.device,
@@ -211,15 +282,16 @@ def _run(run: _Train, args: argparse.Namespace, task: Task, s: Settings, device:
         split = {"split": task.split} if task.split else {}
         write_json(run_dir / "config.json", {"task": task.name, "stage": "train", **s.to_dict(), **split})
 
-    total = s.epochs * run.steps_per_epoch
-    if s.max_steps is not None:
-        total = min(total, s.max_steps)
+    total = run.total
     note = task.training_note(s, run.train_set)
     speed = speed_note(run.precision, s.channels_last, s.compile)
     print(f"train {task.name} (recipe {s.recipe}) on {device} ({args.threads_note}, {speed}{world.note(s.batch_size)}): "
           f"{run.steps_per_epoch} steps/epoch, {total} steps "
           f"in all, run folder {run_dir}" + (f"\n{note}" if note else ""))
-    print(f"params: {size} ({run.n_params:,})")
+    print(f"params: {size} ({run.n_params:,})" + (f"\n{run.init_note}" if run.init_note else ""))
+    notes = [run.budget_note, run.resume_note]
+    for line in filter(None, notes):
+        print(line)
     clock = SaveClock(s.save_every, s.save_minutes)
     forecast = Forecast(total, run.global_step, device.type)
     bar = tqdm(total=total, initial=min(run.global_step, total), desc="train", unit="step", dynamic_ncols=True,

@@ -1,11 +1,13 @@
 """Evaluation helpers of the deraining task: restore a batch (padded or tiled), score it,
-score a folder of outputs made elsewhere, and draw a labelled comparison grid.
+score a folder of outputs made elsewhere, and draw labelled comparisons (a grid of items for the
+train samples, a panel with each image's metrics for ``evaluate.py --save-images``).
 
 Metrics (higher is better for both): ``psnr`` and ``ssim`` on the Y channel of ITU-R BT.601
-YCbCr in the MATLAB ``rgb2ycbcr`` convention of the deraining papers (8-bit RGB, studio-swing Y
-in [16, 235] rounded to integers, PSNR peak 255, Gaussian SSIM with L = 255;
-``restoration.metrics.Y_MATLAB``), or on RGB in [0, 1] with ``y_channel=False``. SSIM needs
-images of at least 11x11.
+YCbCr as MATLAB's ``rgb2ycbcr(im2double(img))`` gives it in the deraining papers' scripts
+of the output as its 8-bit PNG holds it (studio-swing Y in [16, 235]/255, not rounded;
+``restoration.metrics.Y_MATLAB``), PSNR with peak 255
+and SSIM as Wang's ``ssim_index.m`` (Gaussian 11x11, valid positions, L = 255), or on RGB in [0, 1]
+with ``y_channel=False``. SSIM needs images of at least 11x11.
 """
 
 from __future__ import annotations
@@ -16,24 +18,31 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from restoration import grid
+from restoration import grid, panels
 from restoration.derain.model import network_input
 from restoration.gray import keep_gray
-from restoration.metrics import Y_MATLAB, psnr, psnr_y, ssim, ssim_y
+from restoration.metrics import Y_MATLAB, Y_MATLAB_UINT8, psnr, psnr_y, ssim, ssim_y
 from restoration.predictions import PredictionFolder
 from restoration.tiling import run_padded, run_tiled
 
-__all__ = ["METRIC_DIRECTIONS", "METRIC_NOTE", "derain_metrics", "labelled_grid", "match_predictions", "restore"]
+__all__ = ["METRIC_DIRECTIONS", "METRIC_NOTE", "derain_metrics", "item_panel", "labelled_grid", "match_predictions",
+           "restore"]
 
 METRIC_DIRECTIONS = {"psnr": "higher", "ssim": "higher"}
-METRIC_NOTE = ("PSNR/SSIM on the Y channel of BT.601 YCbCr, MATLAB rgb2ycbcr convention (8-bit, "
-               "Y in [16, 235] rounded), as deraining papers report")
+METRIC_NOTE = ("PSNR/SSIM on the Y channel of BT.601 YCbCr as MATLAB's rgb2ycbcr(im2double(img)) gives it for "
+               "the 8-bit image (studio swing, Y in [16, 235]/255, not rounded; BasicSR's to_y_channel), PSNR with "
+               "peak 255 on Y x 255, SSIM as Wang's ssim_index.m (11x11 Gaussian window, sigma 1.5, valid positions, "
+               "L = 255; BasicSR's calculate_ssim)")
 
 
-def derain_metrics(output: torch.Tensor, target: torch.Tensor, y_channel: bool = True) -> dict[str, torch.Tensor]:
-    """``{"psnr": [N], "ssim": [N]}`` of ``[N, 3, H, W]`` images in ``[0, 1]``."""
+def derain_metrics(output: torch.Tensor, target: torch.Tensor, y_channel: bool = True,
+                   uint8_y: bool = False, ssim_convention: str = "ssim_index") -> dict[str, torch.Tensor]:
+    """``{"psnr": [N], "ssim": [N]}`` of ``[N, 3, H, W]`` images in ``[0, 1]``. ``uint8_y``: Y as
+    ``rgb2ycbcr`` gives it for ``uint8`` images (rounded to integers); ``ssim_convention``: one of
+    ``restoration.metrics.SSIM_CONVENTIONS`` (Y channel only)."""
     if y_channel:
-        return {"psnr": psnr_y(output, target, **Y_MATLAB), "ssim": ssim_y(output, target, **Y_MATLAB)}
+        y = Y_MATLAB_UINT8 if uint8_y else Y_MATLAB
+        return {"psnr": psnr_y(output, target, **y), "ssim": ssim_y(output, target, **y, convention=ssim_convention)}
     return {"psnr": psnr(output, target), "ssim": ssim(output, target)}
 
 
@@ -66,16 +75,19 @@ def restore(network: nn.Module, batch: dict, tile: Optional[int] = None, overlap
     return items
 
 
-def match_predictions(pred_dir: str, dataset: Dataset) -> Iterator[tuple[str, torch.Tensor, torch.Tensor]]:
+def match_predictions(pred_dir: str, dataset: Dataset, y_channel: bool = True
+                      ) -> Iterator[tuple[str, torch.Tensor, torch.Tensor]]:
     """``(name, prediction [3, H, W], target [3, H, W])`` for every item of ``dataset``, the
     prediction found in ``pred_dir`` by the item's name (same relative path, any image
     extension; ``restoration.predictions.PredictionFolder``). ``DataError`` naming the missing
-    file or a size mismatch."""
+    file, a size mismatch, or a gray prediction of a colour target scored on RGB (``y_channel``
+    False; on the Y channel a gray prediction is its own luma)."""
     folder = PredictionFolder(pred_dir)
     for i in range(len(dataset)):  # type: ignore[arg-type]
         item = dataset[i]
         h, w = (int(v) for v in item["size"])
-        yield item["name"], folder.read(str(item["name"]), (h, w)), item["target"][:, :h, :w]
+        target = item["target"][:, :h, :w]
+        yield item["name"], folder.read(str(item["name"]), (h, w), reference=target, luma=y_channel), target
 
 
 def labelled_grid(items: Sequence[dict], keys: Sequence[str] = ("input", "output", "target"),
@@ -84,3 +96,15 @@ def labelled_grid(items: Sequence[dict], keys: Sequence[str] = ("input", "output
     the columns, small images enlarged (``restoration.grid.labelled_grid``); ``[3, H, W]`` in [0, 1]."""
     rows = [[it.get(k, torch.zeros_like(it["output"])).detach().float().cpu() for k in keys] for it in items]
     return grid.labelled_grid(rows, labels)
+
+
+def item_panel(item: dict) -> torch.Tensor:
+    """``rainy | derained | clean`` of one ``restore`` item titled with the rainy and derained images'
+    ``derain_metrics`` against the clean one (``item["y_channel"]``, default True; the derained
+    image's from ``item["metrics"]`` when there): ``[3, H, W]`` in [0, 1]."""
+    y = bool(item.get("y_channel", True))
+
+    def score(image: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+        return {k: float(v[0]) for k, v in derain_metrics(image[None], target[None], y).items()}
+
+    return panels.item_panel(item, (("input", "rainy"), ("output", "derained"), ("target", "clean")), score)
