@@ -38,19 +38,41 @@ __all__ = ["CudaGraphs", "Runner", "add_speed_flags", "check_cuda_graph", "check
            "to_channels_last"]
 
 
-def add_speed_flags(parser: argparse.ArgumentParser) -> None:
-    """``--amp``, ``--channels-last``, ``--compile``; flags not given stay None, so that a ``--config``
-    file or a resumed run's settings hold."""
-    parser.add_argument("--amp", default=None, choices=AMP_CHOICES,
-                        help="mixed precision of the network's forward passes (default: float32): bf16 (CPU and "
-                             "CUDA) or fp16 (CUDA, with a GradScaler); search keeps its linear solves and finite "
-                             "differences in float32")
+#: ``--amp`` / ``--compile`` help of each command: what the flag does to that command's network.
+SPEED_HELP: dict[str, dict[str, str]] = {
+    "search": {
+        "amp": "mixed precision of the supernet's forward passes during the search (default: float32): bf16 (CPU "
+               "and CUDA) for every forward pass of a step, the methods' linear solves and finite differences "
+               "kept in float32; fp16 (CUDA) for the lower training steps only, with a GradScaler",
+        "compile": "not available for search.py (default: off; given, it is refused): the hypergradients "
+                   "differentiate twice through functional calls, which torch.compile does not support",
+    },
+    "train": {
+        "amp": "mixed precision of the network's forward passes while training and validating (default: "
+               "float32): bf16 (CPU and CUDA) or fp16 (CUDA, with a GradScaler); losses and metrics are computed "
+               "in float32",
+        "compile": "torch.compile the network for training and validation (default: off); the first steps are "
+                   "slower while it compiles",
+    },
+    "evaluate": {
+        "amp": "mixed precision of the network's forward pass (default: float32): bf16 (CPU and CUDA) or fp16 "
+               "(CUDA); metrics are computed in float32 from the outputs (--checkpoint only)",
+        "compile": "torch.compile the network before running it (default: off; on a CPU with inductor freezing, "
+                   "the weights compiled in as constants); pays off over many images of one size (--checkpoint "
+                   "only)",
+    },
+}
+
+
+def add_speed_flags(parser: argparse.ArgumentParser, command: str) -> None:
+    """``--amp``, ``--channels-last``, ``--compile`` worded for ``command`` (``search``, ``train`` or
+    ``evaluate``); flags not given stay None, so that a ``--config`` file or a resumed run's settings hold."""
+    words = SPEED_HELP[command]
+    parser.add_argument("--amp", default=None, choices=AMP_CHOICES, help=words["amp"])
     parser.add_argument("--channels-last", action="store_true", default=None,
-                        help="network weights and 4D inputs in channels-last memory format (5D: channels-last-3d)")
-    parser.add_argument("--compile", action="store_true", default=None,
-                        help="torch.compile the network (evaluate.py on a CPU: with inductor freezing; not for "
-                             "search.py: the hypergradients differentiate twice through functional calls, which "
-                             "torch.compile does not support)")
+                        help="network weights and 4D inputs in channels-last memory format (5D: channels-last-3d; "
+                             "default: off)")
+    parser.add_argument("--compile", action="store_true", default=None, help=words["compile"])
 
 
 def check_search(compile_: bool) -> None:

@@ -1,8 +1,9 @@
 """Draw a genotype to a PNG: one panel per cell, titled with what the cell is.
 
 Nodes are boxes, edges arrows labelled with their op, the concatenated nodes feed an output box.
-DAG cells (space ``"darts"``) show the inputs ``c_{k-2}``, ``c_{k-1}`` and nodes 0..n-1; chain cells
-show ``in`` and nodes 1..n.
+Nodes are numbered as in ``genotype.json`` (``nas.genotype``): DAG cells (space ``"darts"``) show the
+inputs ``0: c_{k-2}``, ``1: c_{k-1}`` and the intermediate nodes 2..n+1; chain cells show ``0: in``
+and nodes 1..n.
 
 With the ``graphviz`` Python package and its ``dot`` program both installed, graphviz lays the cells
 out (as DARTS's ``visualize.py``), which routes edges and their labels apart. Otherwise matplotlib
@@ -41,10 +42,10 @@ def _layout(genes: tuple[tuple[str, int], ...], concat: tuple[int, ...], dag: bo
     """Node labels, positions, edges ``(src, dst, op)`` and the output's sources."""
     if dag:
         n_in, dst_of = 2, [2 + k // 2 for k in range(len(genes))]
-        labels = ["$c_{k-2}$", "$c_{k-1}$"] + [str(i) for i in range(len(genes) // 2)]
+        labels = ["0: $c_{k-2}$", "1: $c_{k-1}$"] + [str(i + 2) for i in range(len(genes) // 2)]
     else:
         n_in, dst_of = 1, [k + 1 for k in range(len(genes))]
-        labels = ["in"] + [str(i + 1) for i in range(len(genes))]
+        labels = ["0: in"] + [str(i + 1) for i in range(len(genes))]
     n_nodes = len(labels)
     pos = {}
     for j in range(n_nodes):

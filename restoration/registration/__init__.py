@@ -6,7 +6,7 @@ Tensor conventions (``warp.py``): displacement fields ``[N, dims, *S]`` in pixel
 the commands is assembled elsewhere; importing this package stays light.
 """
 
-from restoration.registration.evaluate import register, save_outputs, visuals
+from restoration.registration.evaluate import register, save_outputs
 from restoration.registration.genotype import AUTOREG_REFERENCE_PATH, check_genotype, reference_genotype
 from restoration.registration.jacobian import jacobian_determinant, jacobian_matrix
 from restoration.registration.losses import (initial_log_weights, jacobian_penalty, local_ncc, lower_loss, mse,
@@ -23,5 +23,5 @@ __all__ = [
     "count_parameters", "dice_per_label", "folding_pct", "identity_grid", "initial_log_weights",
     "integrate_velocity", "jacobian_determinant", "jacobian_matrix", "jacobian_penalty", "jacobian_std",
     "local_ncc", "lower_loss", "mean_dice", "mse", "one_hot", "readable_weights", "reference_genotype",
-    "register", "registration_metrics", "save_outputs", "visuals", "smoothness", "soft_dice", "upper_loss", "warp",
+    "register", "registration_metrics", "save_outputs", "smoothness", "soft_dice", "upper_loss", "warp",
 ]

@@ -6,12 +6,9 @@
 {"dice", "folding_pct", "jacobian_std"} floats, "dice_per_label": {label: Dice}}``
 (labels present in the fixed or warped maps; absent ones left out).
 
-``visuals(result)`` gives the 2D pictures (3D: the middle slice along axis 0, in-plane field
-components 1 and 2): ``"warped"`` ``[1, H, W]``, ``"grid"`` ``[1, H, W]`` (a grid of lines every
-``GRID_STEP`` pixels warped by the field), ``"jacobian"`` ``[3, H, W]`` (det J mapped with
-matplotlib's ``coolwarm`` over ``[0, 2]``, white = 1; det <= 0 black), all in ``[0, 1]``.
-``save_outputs(result, out_dir)`` writes ``warped/NAME.png``, ``grid/NAME.png``,
-``jacobian/NAME.png`` and ``fields/NAME.npy`` (float32 ``[dims, *S]``).
+``save_outputs(result, out_dir)`` writes ``NAME.png`` (the warped moving image; 3D: its middle slice
+along axis 0), ``panels/NAME.png`` (fixed | moving | warped | deformation grid | det J, titled with
+the metrics: ``pictures.pair_panel``) and ``fields/NAME.npy`` (float32 ``[dims, *S]``).
 """
 
 from __future__ import annotations
@@ -24,13 +21,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from restoration.panels import PANELS
 from restoration.registration.jacobian import jacobian_determinant
 from restoration.registration.metrics import dice_per_label, labels_present, registration_metrics
+from restoration.registration.pictures import mid_slice, pair_panel
 from restoration.registration.warp import warp
 
-__all__ = ["GRID_STEP", "register", "save_outputs", "visuals"]
-
-GRID_STEP = 4
+__all__ = ["register", "save_outputs"]
 
 
 @torch.no_grad()
@@ -63,39 +60,15 @@ def register(network: nn.Module, batch: Mapping[str, torch.Tensor]) -> list[dict
     return results
 
 
-def _slice2d(result: Mapping) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(image [C, H, W], in-plane flow [2, H, W], det [H, W]) of a 2D result or a 3D mid-slice."""
-    img, flow, det = result["warped"], result["flow"], result["jacobian"]
-    if flow.shape[0] == 3:
-        k = flow.shape[1] // 2
-        return img[:, k], flow[1:, k], det[k]
-    return img, flow, det
-
-
-def visuals(result: Mapping) -> dict[str, torch.Tensor]:
-    """``{"warped", "grid", "jacobian"}`` pictures in ``[0, 1]`` (see the module docstring)."""
-    import matplotlib
-
-    img, flow, det = _slice2d(result)
-    h, w = flow.shape[1:]
-    lines = torch.zeros(1, 1, h, w)
-    lines[..., ::GRID_STEP, :] = 1.0
-    lines[..., :, ::GRID_STEP] = 1.0
-    grid = warp(lines, flow[None].float())[0]
-    cmap = matplotlib.colormaps["coolwarm"]
-    rgb = cmap(np.clip(det.numpy() / 2.0, 0.0, 1.0))[..., :3]
-    rgb[det.numpy() <= 0] = 0.0
-    gray = img[:1] if img.shape[0] != 3 else img
-    return {"warped": gray.clamp(0, 1), "grid": grid, "jacobian": torch.from_numpy(rgb).permute(2, 0, 1).float()}
-
-
 def save_outputs(result: Mapping, out_dir: str | Path) -> list[Path]:
-    """Write the pictures and ``fields/NAME.npy``; returns the written paths."""
+    """Write ``NAME.png``, ``panels/NAME.png`` and ``fields/NAME.npy``; returns the written paths."""
     from datasets.atomic import atomic_write_bytes
     from datasets.io import write_image
 
     out, name = Path(out_dir), str(result["name"])
-    paths = [write_image(out / kind / f"{name}.png", pic) for kind, pic in visuals(result).items()]
+    warped = mid_slice(result["warped"].float(), result["flow"].shape[0])
+    paths = [write_image(out / f"{name}.png", warped[:1] if warped.shape[0] != 3 else warped),
+             write_image(out / PANELS / f"{name}.png", pair_panel([result]))]
     buf = io.BytesIO()
     np.save(buf, result["flow"].numpy().astype(np.float32))
     field_path = atomic_write_bytes(out / "fields" / f"{name}.npy", buf.getvalue(), parents=True)

@@ -96,3 +96,17 @@ def test_graphviz_draws_when_it_and_dot_are_installed(tmp_path, monkeypatch):
     assert sum(1 for kind, label in drawn["lines"] if kind == "edge" and label) == 16  # 8 ops per cell
     monkeypatch.setattr(plot, "_graphviz", lambda: None)  # not installed: matplotlib draws
     assert plot_genotype(DARTS_V2, tmp_path / "m.png") is True and (tmp_path / "m.png").stat().st_size > 1000
+
+
+def test_nodes_are_numbered_as_in_genotype_json():
+    """Node j of the picture is node j of genotype.json: the genes' inputs and the concat list."""
+    from nas.plot import _layout
+
+    for cell in ("normal", "reduce"):
+        genes, concat = DARTS_V2.cells[cell], DARTS_V2.concat[cell]
+        labels, _, edges, outs = _layout(genes, concat, True)
+        assert labels[:2] == ["0: $c_{k-2}$", "1: $c_{k-1}$"] and labels[2:6] == ["2", "3", "4", "5"]
+        assert [labels[src].split(":")[0] for src, _, _ in edges] == [str(src) for _, src in genes]
+        assert [labels[j] for j in outs] == [str(j) for j in concat] == ["2", "3", "4", "5"]
+    labels, _, edges, _ = _layout((("conv_3x3", 0), ("skip_connect", 1)), (2,), False)
+    assert labels == ["0: in", "1", "2", "out"] and [(s, d) for s, d, _ in edges] == [(0, 1), (1, 2)]
