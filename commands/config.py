@@ -11,7 +11,9 @@ import torch
 from bilevel import METHODS
 
 from tasks import Settings
+from tasks.settings import unknown_keys
 
+from .budget import drop_recipe_max_steps
 from .errors import UserError
 from .registry import TASKS, get_task
 from .speed import add_speed_flags
@@ -43,24 +45,23 @@ def task_from_argv(argv: Sequence[str] | None) -> str | None:
 def add_common(parser: argparse.ArgumentParser, stage: str, task_name: str | None) -> None:
     """Flags of ``search`` and ``train``: task, recipe, data, budget, output, device, seed, resume."""
     parser.add_argument("--task", required=True, metavar="TASK",
-                        help=f"application to run: {', '.join(sorted(TASKS))}; '--task T --help' lists the "
+                        help=f"application to run (required): {', '.join(sorted(TASKS))}; '--task T --help' lists the "
                              "task's own flags and recipes too")
     parser.add_argument("--recipe", default=None,
                         help="named recipe of defaults (default: 'default'; e.g. lowlight's 'ruas' is the "
                              "paper's procedure as published); the task's --help lists them")
-    parser.add_argument("--data", default=None,
-                        help="dataset folder (layouts in the README); default: the task's embedded synthetic data")
+    add_data_flags(parser, "the task's embedded synthetic data")
     parser.add_argument("--epochs", type=int, default=None, help="number of epochs (default: the recipe's)")
     parser.add_argument("--max-steps", type=int, default=None,
                         help="stop after this many optimisation steps in total (default: no limit)")
     parser.add_argument("--batch-size", type=int, default=None, help="batch size (default: the recipe's)")
     parser.add_argument("--out", default=None, help=f"run folder (default: runs/{stage}-TASK)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
-                        help="auto: cuda when available, else cpu")
+                        help="where the network runs (default auto: cuda when available, else cpu)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     parser.add_argument("--workers", type=int, default=None, help="data loader worker processes (default 0)")
     add_threads_flag(parser)
-    add_speed_flags(parser)
+    add_speed_flags(parser, stage)
     parser.add_argument("--save-every", type=int, default=None, metavar="N",
                         help="write checkpoint.pt every N steps (default: about every 10 minutes); it is "
                              "also written at every epoch end and on Ctrl-C / SIGTERM")
@@ -71,20 +72,48 @@ def add_common(parser: argparse.ArgumentParser, stage: str, task_name: str | Non
                         help="start clean in an existing --out: the files this command writes are removed first")
     parser.add_argument("--config", default=None,
                         help="JSON file of settings (keys as in a run's config.json; unknown keys are errors); "
-                             "flags given override it")
+                             "flags given override it (default: none, the recipe's settings)")
     if task_name in TASKS:
         task = TASKS[task_name]()
         task.add_arguments(parser, stage)
         if stage in ("search", "train"):
             recipes = ", ".join(task.recipes)
-            parser.epilog = f"task {task_name!r}: recipes {recipes}; data: {task.data_help}"
+            pairs = f"; {task.pairs_help}" if task.pairs_help else ""
+            parser.epilog = f"task {task_name!r}: recipes {recipes}; data: {task.data_help}{pairs}"
+
+
+def add_data_flags(parser: argparse.ArgumentParser, default: str) -> None:
+    """``--data DIR`` or ``--pairs INPUT_DIR TARGET_DIR`` (exclusive); both end up in the ``data`` setting."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--data", default=None,
+                       help=f"dataset folder (layouts in the README); default: {default}")
+    group.add_argument("--pairs", nargs=2, default=None, metavar=("INPUT_DIR", "TARGET_DIR"),
+                       help="instead of --data: two folders of images paired by name or by the number in the name "
+                            "(rain-12.png ~ norain-12.png, IR3.png ~ VIS3.png, 12.png ~ 12.png); lowlight: low-light "
+                            "and reference, derain: rainy and clean, fusion: infrared and visible. One set: search "
+                            "and train hold out a seeded validation slice, evaluate scores all of it (default: none, --data "
+                            "says what to read)")
+
+
+def pairs_as_data(args: argparse.Namespace, task: Any) -> None:
+    """Move ``--pairs`` into ``args.data`` as ``[INPUT_DIR, TARGET_DIR]``; an error for a task that reads
+    no pairs of folders."""
+    pairs = getattr(args, "pairs", None)
+    if pairs is None:
+        return
+    if not getattr(task, "pairs_help", ""):
+        able = ", ".join(name for name, cls in TASKS.items() if getattr(cls, "pairs_help", ""))
+        raise UserError(f"task {task.name!r} does not read --pairs (tasks that do: {able}); pass its folder with "
+                        "--data")
+    args.data = [str(p) for p in pairs]
 
 
 def add_search_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", default=None, choices=sorted(METHODS),
                         help="hypergradient method (default: the task's, darts2 for the DARTS tasks)")
     parser.add_argument("--option", action="append", type=parse_option, default=[], metavar="NAME=VALUE",
-                        help="option of the method's config, repeatable (e.g. --method cg --option iters=10)")
+                        help="option of the method's config, repeatable (e.g. --method cg --option iters=10; "
+                             "default: the recipe's method options, else the method's own)")
 
 
 def load_config_file(path: str | None, task: str) -> dict[str, Any]:
@@ -108,12 +137,14 @@ def load_config_file(path: str | None, task: str) -> dict[str, Any]:
 
 
 #: flags that are not settings
-NOT_SETTINGS = {"config", "resume", "force", "out", "option", "genotype", "hparams", "from_run", "task", "device", "threads", "threads_note"}
+NOT_SETTINGS = {"config", "resume", "force", "out", "option", "genotype", "hparams", "from_run", "init", "pairs", "task",
+                "device", "threads", "threads_note"}
 
 
 def resolve(args: argparse.Namespace, stage: str) -> Settings:
     """The recipe's defaults for ``stage``, then the ``--config`` file, then the flags given."""
     task = get_task(args.task)
+    pairs_as_data(args, task)
     file_values = load_config_file(args.config, args.task)
     recipe = args.recipe or file_values.get("recipe") or "default"
     settings = task.settings(stage, recipe)
@@ -121,10 +152,27 @@ def resolve(args: argparse.Namespace, stage: str) -> Settings:
     flags = {k: v for k, v in vars(args).items() if k not in NOT_SETTINGS and v is not None}
     if stage == "search":
         flags["method_options"] = {**settings.method_options, **dict(args.option)}
-    settings = settings.replace(flags, source="command line")
+    settings = drop_recipe_max_steps(settings.replace(flags, source="command line"), args, file_values)
     if stage == "search" and settings.method is None:
         settings = settings.replace({"method": task.default_method})
     return settings
+
+
+def given_settings(args: argparse.Namespace, task: Any) -> dict[str, tuple[str, Any]]:
+    """The settings given on the command line, ``key -> (how it was given, value)``: the keys of a
+    ``--config`` file, then the flags (``--batch-size``, ``--pairs`` as ``data``, ``--option`` as
+    ``method_options``); a flag wins over the file."""
+    pairs_as_data(args, task)
+    file_values = load_config_file(args.config, args.task)
+    given = {k: (f"{k} of --config {args.config}", v) for k, v in file_values.items()}
+    unknown_keys(task.Settings, file_values, f"config file {args.config}")
+    for k, v in vars(args).items():
+        if k not in NOT_SETTINGS and v is not None:
+            given[k] = ("--pairs" if k == "data" and getattr(args, "pairs", None) else "--" + k.replace("_", "-"), v)
+    options = dict(getattr(args, "option", None) or [])
+    if options:
+        given["method_options"] = ("--option", options)
+    return given
 
 
 def device_of(name: str) -> torch.device:

@@ -8,13 +8,15 @@ import io
 from pathlib import Path
 from typing import Any, Sequence
 
+from datasets.pairs import describe_data
 from tasks import Settings, Task
 from tasks.settings import non_negative_int, positive_int
 
-from .config import device_of
+from .config import add_data_flags, device_of, pairs_as_data
 from .distributed import launched
 from .errors import UserError
 from .evaluation import evaluate, mean_metrics
+from .inputs import save_inputs
 from .models import build_model, read_model
 from .registry import TASKS, get_task
 from .threads import add_threads_flag, apply_threads
@@ -34,30 +36,43 @@ DEFAULT_OVERLAP = 32
 DESCRIPTION = f"""Evaluate a model.pt written by train.py (--checkpoint), or score a folder of outputs made
 elsewhere (--predictions DIR --task TASK; tasks: {', '.join(SCORING)}). Prints a table of the task's metrics
 and writes, in --out, metrics.json (mean of each metric over the set, plus count) and per_image.csv; with
---save-images, the network's outputs too. The network is rebuilt from model.pt alone; predictions are
-matched to the test items of --data by file name (any image extension) and need no checkpoint."""
+--save-images, the network's outputs in images/ and a labelled panel per item in images/panels/. The network
+is rebuilt from model.pt alone; predictions are matched to the test items of --data by file name (any image
+extension) and need no checkpoint."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="evaluate.py", description=DESCRIPTION)
     what = parser.add_argument_group("what to evaluate (exactly one)")
     what.add_argument("--checkpoint", default=None, metavar="MODEL.pt",
-                      help="model.pt written by train.py: run its network on the data and score the outputs")
+                      help="model.pt written by train.py, or a paper's released weights the task maps onto its "
+                           "network (RUAS's ckpt/{lol,upe,dark}.pt): run the network on the data and score the "
+                           "outputs (no default: this or --predictions is required)")
     what.add_argument("--predictions", default=None, metavar="DIR",
                       help="folder of outputs made elsewhere, one image per test item named like its input "
                            "(any image extension; e.g. the images/ of --save-images): scored without a network; "
-                           "needs --task")
+                           "a grayscale output of a colour reference is scored on luma where the metrics are "
+                           "(derain's Y channel) and refused where they are on RGB (lowlight); "
+                           "needs --task (no default: this or --checkpoint is required)")
+    what.add_argument("--save-inputs", default=None, metavar="DIR",
+                      help="evaluate nothing: write the test inputs as DIR/inputs/NAME.png and their references as "
+                           "DIR/references/NAME.png, named as --predictions matches them, for a method run elsewhere "
+                           "(then: --task TASK --predictions OUT with the same --data); needs --task (no default: "
+                           "without it evaluate.py evaluates)")
     parser.add_argument("--task", default=None, metavar="TASK",
                         help="with --predictions (required): the task whose test data and metrics score the folder "
                              f"({', '.join(SCORING)}); with --checkpoint: refuse a model of any other task "
                              "(default: the checkpoint's task)")
-    parser.add_argument("--data", default=None,
-                        help="benchmark folder (layouts in the README); default: the task's embedded test split")
+    add_data_flags(parser, "the task's embedded test split")
     parser.add_argument("--out", default=None,
                         help="output folder (default: eval/ beside the checkpoint; with --predictions DIR, "
                              "DIR_scores beside DIR)")
     parser.add_argument("--save-images", action="store_true",
-                        help="write the network's outputs in --out/images (image tasks; --checkpoint only)")
+                        help="write the network's outputs in --out/images, named like the test items (what "
+                             "--predictions scores), and labelled comparisons with each image's metrics in "
+                             "--out/images/panels (registration: the warped image, a panel with the deformation "
+                             "grid and det J, and the field in images/fields/NAME.npy; classification: none; "
+                             "--checkpoint only)")
     parser.add_argument("--tile", type=positive_int, default=None, metavar="N",
                         help="run the network on overlapping N x N tiles blended together, for images too large "
                              "for memory (tasks with tiled inference; --checkpoint only; default: whole images)")
@@ -65,16 +80,21 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"overlap of neighbouring tiles in pixels, smaller than N (with --tile; "
                              f"default {DEFAULT_OVERLAP})")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
-                        help="where the network runs, auto: cuda when available, else cpu (--checkpoint; "
-                             "predictions are scored on the cpu)")
+                        help="where the network runs (default auto: cuda when available, else cpu; --checkpoint "
+                             "only: predictions are scored on the cpu)")
     add_threads_flag(parser)
-    add_speed_flags(parser)
+    add_speed_flags(parser, "evaluate")
     parser.add_argument("--cuda-graph", action="store_true",
                         help="CUDA only: capture the network's forward pass in a CUDA graph per input size and "
                              "replay it (no per-kernel launch cost; a folder of equal-sized images gains most; "
                              "--checkpoint only)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="evaluation batch size (default: the task's; --checkpoint only)")
+    parser.add_argument("--convention", default=None, metavar="NAME",
+                        help="definitions of the task's metrics as a published table used them, recorded in "
+                             "metrics.json (tasks with several; fusion: cddfuse, the MMIF-CDDFuse evaluator, the "
+                             "default; didfuse, DIDFuse's Table 4: SD about column means, AG over (H-1)(W-1), MI "
+                             "read in bits as mi_bits)")
     parser.add_argument("--force", action="store_true",
                         help="start clean in an existing --out: its metrics.json, per_image.csv and images/ "
                              "are removed first (nothing else)")
@@ -87,6 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError("evaluate.py runs in one process: start it with python evaluate.py ..., not torchrun "
                         "(torchrun is for search.py and train.py)")
     apply_threads(args.threads)
+    if args.save_inputs is not None:
+        return save_inputs(args, SCORING)
     _check_flags(args)
     if args.predictions is not None:
         return _score_predictions(args)
@@ -122,6 +144,7 @@ def _check_flags(args: argparse.Namespace) -> None:
 
 def _score_predictions(args: argparse.Namespace) -> int:
     task = get_task(args.task)
+    pairs_as_data(args, task)
     score = getattr(task, "score_predictions", None)
     if not callable(score):
         raise UserError(f"task {task.name!r} cannot score a predictions folder (tasks that can: "
@@ -132,16 +155,20 @@ def _score_predictions(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else pred.resolve().parent / f"{pred.resolve().name}_scores"
     if out.resolve() == pred.resolve() or out.resolve() in pred.resolve().parents:
         raise UserError(f"--out {out} holds the predictions folder {pred}; pass another --out")
-    s = task.settings("train").replace({"data": args.data}, source="command line")
+    s = task.settings("train").replace({"data": args.data, **_convention(task, args)}, source="command line")
     folder = RunFolder(check_folder(out, False, args.force, can_resume=False), OWNED, args.force)
     records = score(str(pred), args.data, s)  # every prediction read and scored before anything is written
-    _report(task, folder.start(), records, f"{pred} against {args.data or 'the embedded test split'}", images=False)
+    against = describe_data(args.data) if args.data else "the embedded test split"
+    _report(task, folder.start(), records, f"{pred} against {against}", images=False)
     return 0
 
 
 def _evaluate_checkpoint(args: argparse.Namespace) -> int:
     ckpt, task, s = read_model(args.checkpoint, args.task)
-    s = s.replace({"workers": 0})
+    pairs_as_data(args, task)
+    if "released" in ckpt:
+        print(ckpt["released"])
+    s = s.replace({"workers": 0, **_convention(task, args)}, source="command line")
     if args.tile is not None:
         s = _tiled(task, s, args.tile, DEFAULT_OVERLAP if args.overlap is None else args.overlap)
     net = build_model(task, s, ckpt, args.checkpoint)
@@ -169,8 +196,18 @@ def _evaluate_checkpoint(args: argparse.Namespace) -> int:
         raise
     tiles = f" in tiles of {s.tile} px, overlap {s.tile_overlap} px" if args.tile is not None else ""
     tiles += f" ({speed})" if speed != "float32" else ""
-    _report(task, out, records, (args.data or "embedded test split") + tiles, images=images is not None)
+    _report(task, out, records, (describe_data(args.data) if args.data else "embedded test split") + tiles,
+            images=images is not None)
     return 0
+
+
+def _convention(task: Task, args: argparse.Namespace) -> dict[str, str]:
+    """``{"convention": NAME}`` of ``--convention`` (empty without it) for a task whose settings have one."""
+    if args.convention is None:
+        return {}
+    if "convention" not in task.Settings.keys():
+        raise UserError(f"task {task.name!r} has one metric convention; drop --convention")
+    return {"convention": args.convention}
 
 
 def _tiled(task: Task, s: Settings, tile: int, overlap: int) -> Settings:

@@ -55,15 +55,15 @@ model.pt alone, as evaluate.py does. Needs the export extra: pip install -e ".[e
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="export.py", description=DESCRIPTION)
-    parser.add_argument("--checkpoint", required=True, metavar="MODEL.pt", help="model.pt written by train.py")
+    parser.add_argument("--checkpoint", required=True, metavar="MODEL.pt", help="model.pt written by train.py (required)")
     parser.add_argument("--out", default=None, metavar="FILE.onnx",
                         help="the ONNX file (default: the checkpoint's name with .onnx, beside it)")
     parser.add_argument("--size", type=_side, nargs="+", default=None, metavar="N",
                         help="spatial size of the traced input: one side for all axes, or one per axis (H W; D H "
                              "W for 3D registration); default: the task's (64 x 64; classification 32 x 32; "
                              "registration its training size)")
-    parser.add_argument("--height", type=_side, default=None, help="height of the traced input (2D; not with --size)")
-    parser.add_argument("--width", type=_side, default=None, help="width of the traced input (2D; not with --size)")
+    parser.add_argument("--height", type=_side, default=None, help="height of the traced input (2D; not with --size; default: as --size)")
+    parser.add_argument("--width", type=_side, default=None, help="width of the traced input (2D; not with --size; default: as --size)")
     parser.add_argument("--opset", type=positive_int, default=DEFAULT_OPSET,
                         help=f"ONNX opset, {MIN_OPSET} or later (default {DEFAULT_OPSET}; 3D registration needs 20)")
     parser.add_argument("--no-check", action="store_true",

@@ -14,6 +14,7 @@ import torch
 from datasets.atomic import atomic_write_bytes
 
 from .errors import UserError
+from .torchfile import holds, unreadable
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
@@ -26,17 +27,20 @@ def save_torch(path: str | os.PathLike[str], obj: Any) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def load_torch(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
-    """Load a checkpoint written by these commands (tensors, dicts, strings only)."""
+def load_torch(path: str | os.PathLike[str], what: str, fix: str = "give the path of a file those commands wrote"
+               ) -> dict[str, Any]:
+    """Load a checkpoint written by these commands (tensors, dicts, strings only); one-line ``UserError``
+    saying what the file holds otherwise, and ``fix``."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{what} {path} does not exist; give the path of a file written by the commands")
+    written = "not a checkpoint written by train.py/search.py"
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise UserError(f"{what} {path} cannot be read ({type(e).__name__}); is it a file written by the commands?")
+    except Exception:  # noqa: BLE001 - any unreadable file is the user's to fix
+        raise UserError(f"{what} {path} is {unreadable(path)}, {written}; {fix}") from None
     if not isinstance(obj, dict) or "kind" not in obj or "task" not in obj:
-        raise UserError(f"{what} {path} is not a checkpoint written by the commands")
+        raise UserError(f"{what} {path} holds {holds(obj)}, {written}; {fix}")
     return obj
 
 
@@ -110,18 +114,68 @@ def open_run(args: Any, kind: str, owned: tuple[str, ...]) -> tuple[RunFolder, d
     if not marker.is_file():
         print(f"no checkpoint.pt in {run_dir} yet: starting the run there")
         return folder, None
-    ckpt = load_torch(marker, "checkpoint")
+    ckpt = load_torch(marker, "checkpoint", f"move it out of {run_dir} to start the run there, or pass another --out")
     if ckpt["kind"] != kind or ckpt["task"] != args.task:
         raise UserError(f"{marker} is a {ckpt['kind']} checkpoint of task "
                         f"{ckpt['task']!r}, not a {kind} run of {args.task!r}")
     return folder, ckpt
 
 
+#: settings a resumed run takes from the command line: the budget, how often it saves, and the data
+#: loader's worker processes (the batches are the same with any number)
+RESUMABLE = ("epochs", "max_steps", "save_every", "save_minutes", "workers")
+
+
 def resumed_settings(task: Any, ckpt: dict[str, Any], args: Any) -> Any:
-    """The checkpoint's settings with the budget flags given now (``--epochs``, ``--max-steps``,
-    ``--save-every``) applied."""
-    budget = {k: getattr(args, k) for k in ("epochs", "max_steps", "save_every") if getattr(args, k) is not None}
-    return task.Settings.from_dict(ckpt["config"], source="checkpoint").replace(budget, source="command line")
+    """The checkpoint's settings with the budget flags given now (``RESUMABLE``) applied, one line
+    printed per value changed. Any other setting given (flag or ``--config`` key) that differs from the
+    checkpoint's is a one-line ``UserError`` naming each flag and both values."""
+    from .config import given_settings  # the flags' names are the config module's
+
+    saved = task.Settings.from_dict(ckpt["config"], source="checkpoint")
+    given = given_settings(args, task)
+    differ = {k: (name, v) for k, (name, v) in given.items() if not same_value(v, getattr(saved, k))}
+    clashes = [f"{name} {show(v)} (the run has {show(run_value(saved, k, v))})"
+               for k, (name, v) in differ.items() if k not in RESUMABLE]
+    if clashes:
+        where = Path(args.out or f"runs/{ckpt['kind']}-{ckpt['task']}") / "checkpoint.pt"
+        raise UserError(f"{' and '.join(clashes)}: a resumed run keeps the settings of {where}; drop "
+                        f"{'it' if len(clashes) == 1 else 'them'} to continue it, or start a new run "
+                        "with another --out (or --force)")
+    for k, (name, v) in differ.items():
+        print(f"resuming with {name} {show(v)} (the checkpoint had {show(getattr(saved, k))})")
+    return saved.replace({k: v for k, (_, v) in given.items() if k in RESUMABLE}, source="command line")
+
+
+def run_value(saved: Any, key: str, given: Any) -> Any:
+    """The run's value of ``key``; of ``method_options``, only the options given."""
+    value = getattr(saved, key)
+    if key == "method_options":
+        return {k: value.get(k, "(default)") for k in given}
+    return value
+
+
+def show(value: Any) -> str:
+    """A settings value as the command line spells it (``None``: ``none``)."""
+    if value is None:
+        return "none"
+    if isinstance(value, dict):
+        return " ".join(f"{k}={v}" for k, v in value.items()) or "(none)"
+    if isinstance(value, (list, tuple)):
+        return " ".join(str(v) for v in value)
+    return str(value)
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Equal settings values; paths that exist compare as the files they name (``./x`` is ``x``);
+    ``a``'s options (a dict) are the same when ``b`` holds each of them with the same value."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return all(k in b and same_value(v, b[k]) for k, v in a.items())
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b))
+    if isinstance(a, str) and isinstance(b, str) and a != b and Path(a).exists():
+        return Path(a).resolve() == Path(b).resolve()
+    return a == b
 
 
 class MetricsCSV:

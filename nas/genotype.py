@@ -192,12 +192,36 @@ class Genotype:
     ) -> Genotype:
         """Read a genotype file; any fault is a ``GenotypeError`` naming the file."""
         source = f"file {os.fspath(path)!r}"
+        wanted = "pass the genotype.json written by search.py (or a shipped reference genotype)"
         try:
             with open(path, encoding="utf-8") as fh:
                 text = fh.read()
-        except (OSError, UnicodeDecodeError) as exc:
+        except FileNotFoundError:
+            raise GenotypeError(f"genotype {source} does not exist; {wanted}") from None
+        except IsADirectoryError:
+            raise GenotypeError(f"genotype {source} is a folder; {wanted}, or --from FOLDER for a run folder") from None
+        except UnicodeDecodeError:
+            beside = os.path.join(os.path.dirname(os.fspath(path)), "genotype.json")
+            if os.path.isfile(beside):
+                wanted = f"pass {beside}, the genotype beside it"
+            raise GenotypeError(f"genotype {source} is {_binary_kind(path)}, not a genotype JSON text; {wanted}"
+                                ) from None
+        except OSError as exc:
             raise _fail(source, f"cannot read ({exc.__class__.__name__}: {exc})") from None
         return cls.from_json(text, primitives, cell_names, source)
+
+
+#: leading bytes of binary files a genotype may be confused with -> what they are
+_MAGIC = ((b"\x89PNG", "a PNG image (genotype.png is the picture of genotype.json)"), (b"\xff\xd8", "a JPEG image"),
+          (b"%PDF", "a PDF document"), (b"PK\x03\x04", "a zip archive (a .pt checkpoint or weights file?)"),
+          (b"\x80", "a pickle (a .pt checkpoint or weights file?)"))
+
+
+def _binary_kind(path: str | os.PathLike[str]) -> str:
+    """What the binary file at ``path`` is, in a few words, from its first bytes."""
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    return next((kind for magic, kind in _MAGIC if head.startswith(magic)), "a binary file")
 
 
 DARTS_V2 = Genotype(

@@ -75,7 +75,7 @@ class Task:
     cells), ``cell_names``, ``primitives``; ``results`` (what retraining requires of a search:
     ``"genotype"``, ``"hparams"``; a genotype given beside required hyper-parameters is checked and
     used too); ``Settings`` and ``recipes``; ``default_method``; ``metrics`` (name ->
-    ``"max"``/``"min"``), ``select`` (the metric that selects the model); ``data_help``; ``cell_titles``.
+    ``"max"``/``"min"``), ``select`` (the metric that selects the model); ``data_help``; ``pairs_help``; ``cell_titles``.
     """
 
     name: str = ""
@@ -89,6 +89,8 @@ class Task:
     metrics: dict[str, str] = {}
     select: str = ""
     data_help: str = ""
+    #: what ``--pairs INPUT_DIR TARGET_DIR`` reads for the task; empty: the task reads no pairs of folders
+    pairs_help: str = ""
     #: cell name -> what the cell is, in a few words (titles of the genotype picture)
     cell_titles: dict[str, str] = {}
     #: set by the data methods: one line on the train/validation split (printed), and its record
@@ -125,6 +127,10 @@ class Task:
     def search_result(self, setup: SearchSetup) -> SearchResult:
         """What the search has found so far (default: the supernet's genotype)."""
         return SearchResult(genotype=setup.supernet.genotype())
+
+    def upper_warmup_steps(self, s: Settings, steps_per_epoch: int) -> int:
+        """Steps at the start of a search during which the upper variables do not move (default 0)."""
+        return 0
 
     # -- train ------------------------------------------------------------------------------
     def train_data(self, s: Settings) -> tuple[Dataset, Dataset | None]:

@@ -26,9 +26,14 @@ class HparamsError(ValueError):
     """An hparams.json that is missing, malformed or of the wrong names; the message says which."""
 
 
-def hparams_to_json(hparams: dict[str, Tensor]) -> str:
-    return json.dumps({k: v.detach().cpu().double().tolist() for k, v in hparams.items()}, indent=2,
-                      sort_keys=True) + "\n"
+def hparams_to_json(hparams: dict[str, Tensor], learned: bool = True) -> str:
+    """The JSON text of ``hparams``; with ``learned=False`` it records ``"_learned": false`` (the values
+    are the start values: the search's upper level never stepped). Keys starting with ``_`` are notes,
+    skipped by ``load_hparams``."""
+    values: dict[str, Any] = {k: v.detach().cpu().double().tolist() for k, v in hparams.items()}
+    if not learned:
+        values["_learned"] = False
+    return json.dumps(values, indent=2, sort_keys=True) + "\n"
 
 
 def save_hparams(path: str | os.PathLike[str], hparams: dict[str, Tensor]) -> None:
@@ -49,6 +54,8 @@ def load_hparams(path: str | os.PathLike[str]) -> dict[str, Tensor]:
         raise HparamsError(f"hyper-parameter file {p} must hold a JSON object name -> number or list")
     out: dict[str, Tensor] = {}
     for k, v in data.items():
+        if k.startswith("_"):  # a note such as "_learned", not a hyper-parameter
+            continue
         try:
             out[k] = torch.tensor(v, dtype=torch.float32)
         except (TypeError, ValueError):

@@ -31,7 +31,8 @@ class Settings:
     checkpoint every N steps (None: about every ``save_minutes`` of wall time)."""
 
     recipe: str = field(default="default", metadata={"help": "named recipe of defaults"})
-    data: str | None = field(default=None, metadata={"help": "dataset folder, None: embedded default"})
+    data: str | list[str] | None = field(default=None, metadata={
+        "help": "dataset folder, or two folders [INPUT_DIR, TARGET_DIR] (--pairs); None: embedded default"})
     epochs: int = field(default=1, metadata={"help": "number of epochs"})
     max_steps: int | None = field(default=None, metadata={"help": "stop after this many steps in all"})
     batch_size: int = field(default=1, metadata={"help": "batch size"})

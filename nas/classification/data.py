@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from datasets.errors import DataError
+from datasets.errors import DataError, no_folder
 from datasets.transforms import item_generator
 from nas.classification.synthetic import SPLIT_SEEDS, SYNTHETIC_CLASSES, synthetic_shapes
 
@@ -177,7 +177,7 @@ def find_cifar10_folder(root: str | os.PathLike[str]) -> str:
     exists or a batch file is missing."""
     root = os.path.abspath(os.fspath(root))
     if not os.path.isdir(root):
-        raise DataError(f"CIFAR-10 folder {root!r} does not exist; expected {CIFAR_LAYOUT}")
+        raise no_folder(root, "CIFAR-10 folder", f"expected {CIFAR_LAYOUT}")
     nested = os.path.join(root, _BATCH_DIR)
     folder = nested if os.path.isdir(nested) else root
     missing = [f for f in (*_TRAIN_FILES, *_TEST_FILES, _META) if not os.path.isfile(os.path.join(folder, f))]

@@ -1,11 +1,21 @@
 """The classification reference task: DARTS on CIFAR-10 (Liu et al., ICLR 2019).
 
-Search: an 8-cell, 16-channel ``DartsSupernet``; the first half of the training set trains the
-weights (lower level), the second half the architecture (upper level), as DARTS's
-``train_portion = 0.5``. Retraining: a 20-cell, 36-channel ``DartsNetwork`` with auxiliary head,
-cutout and drop path on the whole training set, top-1 accuracy on the test set. The defaults are
-DARTS's (``train_search.py``, ``train.py``); the embedded synthetic set replaces CIFAR-10 when no
-folder is given.
+Search: a ``DartsSupernet``; the first half of the training set trains the weights (lower level),
+the second half the architecture (upper level), as DARTS's ``train_portion = 0.5``. Retraining: a
+``DartsNetwork`` on the whole training set, top-1 accuracy on the test set. The embedded synthetic
+set replaces CIFAR-10 when no folder is given. Two recipes:
+
+* ``"darts"``: DARTS's own settings (``train_search.py``, ``train.py``): search 8 cells x 16
+  channels, second order (``darts2``), 50 epochs at batch 64; retraining 20 cells x 36 channels with
+  auxiliary head, cutout and drop path, 600 epochs at batch 96. A GPU recipe: the paper (ICLR 2019,
+  Table 1, GTX 1080 Ti) gives about 1 GPU-day per second-order search (its 4 GPU-days are four
+  runs; first order 1.5 GPU-days for four); on a 2-core CPU one search step takes about two minutes.
+* ``"default"``: sized for a CPU, each stage under 10 minutes on one idle core (on the embedded
+  data: search 544, retraining 357 CPU-seconds; README, "Tasks"): search 4
+  cells x 6 channels, first order (``darts1``), 5 epochs at batch 32, the alphas at Adam 3e-3 (ten
+  times DARTS's, so that 155 steps move them); retraining 5 cells x 8 channels, 15 epochs at batch
+  64, no auxiliary head, cutout or drop path. On CIFAR-10 (25 times the embedded training set) each
+  epoch takes 25 times as long.
 """
 
 from __future__ import annotations
@@ -41,7 +51,7 @@ ARCH_BETAS = (0.5, 0.999)
 
 @dataclass
 class ClassificationSettings(Settings):
-    """DARTS's settings (``train_search.py`` / ``train.py``); recipe ``default`` holds both stages."""
+    """DARTS's settings (``train_search.py`` / ``train.py``); the recipes hold both stages (module docstring)."""
 
     lr: float = field(default=0.025, metadata=doc("SGD learning rate of the weights"))
     lr_min: float = field(default=0.001, metadata=doc("cosine floor"))
@@ -82,8 +92,15 @@ class ClassificationSettings(Settings):
 
 RECIPES: Recipes = {
     "default": {
-        "search": {"epochs": 50, "batch_size": 64, "lr": 0.025, "lr_min": 0.001, "grad_clip": None,
-                   "lower_grad_clip": 5.0, "channels": 16, "layers": 8},
+        "search": {"method": "darts1", "epochs": 5, "batch_size": 32, "lr": 0.025, "lr_min": 0.001,
+                   "arch_lr": 3e-3, "grad_clip": None, "lower_grad_clip": 5.0, "channels": 6, "layers": 4},
+        "train": {"epochs": 15, "batch_size": 64, "lr": 0.025, "lr_min": 0.0, "grad_clip": 5.0,
+                  "lower_grad_clip": None, "channels": 8, "layers": 5, "auxiliary_weight": 0.0, "cutout": 0,
+                  "drop_path": 0.0, "train_portion": 1.0},
+    },
+    "darts": {
+        "search": {"method": "darts2", "epochs": 50, "batch_size": 64, "lr": 0.025, "lr_min": 0.001,
+                   "grad_clip": None, "lower_grad_clip": 5.0, "channels": 16, "layers": 8},
         "train": {"epochs": 600, "batch_size": 96, "lr": 0.025, "lr_min": 0.0, "grad_clip": 5.0,
                   "lower_grad_clip": None, "channels": 36, "layers": 20, "auxiliary_weight": 0.4, "cutout": 16,
                   "drop_path": 0.2, "train_portion": 1.0},
@@ -121,13 +138,16 @@ class ClassificationTask(Task):
         if stage not in ("search", "train"):
             return
         d = self.settings(stage)
-        group = parser.add_argument_group(f"task {self.name!r} ({stage})")
+        group = parser.add_argument_group(
+            f"task {self.name!r} ({stage}); recipes: default (sized for a CPU: under 10 minutes per stage on an "
+            "idle core), darts (DARTS's settings, a GPU recipe: the paper reports about 1 GPU-day per "
+            "second-order search on a GTX 1080 Ti)")
         group.add_argument("--channels", type=positive_int, default=None, metavar="C",
-                           help=f"initial channels of the network (default {d.channels}; DARTS: "
-                                "16 to search, 36 to retrain)")
+                           help=f"initial channels of the network (default {d.channels}; recipe "
+                                "darts, as DARTS: 16 to search, 36 to retrain)")
         group.add_argument("--layers", type=positive_int, default=None, metavar="L",
                            help=f"number of cells, two of them reductions (default {d.layers}; "
-                                "DARTS: 8 to search, 20 to retrain)")
+                                "recipe darts, as DARTS: 8 to search, 20 to retrain)")
         group.add_argument("--cutout", type=non_negative_int, default=None, metavar="PX",
                            help=f"side of the cutout square on training images, 0 for none (default {d.cutout})")
         if stage == "search":

@@ -169,4 +169,4 @@ def add_task_arguments(parser: argparse.ArgumentParser, stage: str) -> None:
         add("--steps", type=positive_int, default=None, metavar="K", help="edges per chain cell (default 4)")
         add("--arch-lr", type=positive_float, default=None, help="Adam learning rate of the alphas (default 3e-3)")
         add("--lower-optimizer", choices=("sgd", "adam"), default=None,
-            help="optimizer of the supernet weights (default sgd; adam only with darts1, cg, neumann, ias)")
+            help="optimizer of the supernet weights (default sgd)")

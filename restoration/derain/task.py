@@ -13,8 +13,8 @@ input and restores the middle frame (windows reflected at the ends of a video); 
 predicts the rain layer and subtracts it from the middle frame.
 
 Evaluation: PSNR and SSIM of the outputs clamped to [0, 1] against the clean images at full
-resolution, on the Y channel of BT.601 YCbCr in MATLAB's ``rgb2ycbcr`` convention (8-bit RGB,
-studio-swing Y rounded to integers, peak 255, Gaussian 11x11 SSIM) or on RGB; ``tile`` runs
+resolution, on the Y channel of BT.601 YCbCr as MATLAB's ``rgb2ycbcr(im2double(img))`` gives it
+(studio-swing Y, not rounded, peak 255, SSIM as Wang's ``ssim_index.m``) or on RGB; ``tile`` runs
 overlapping blended tiles (``restoration.tiling``) for images too large for memory.
 """
 
@@ -31,9 +31,12 @@ from torch.utils.data import Dataset
 import bilevel
 from bilevel import Group, LowerLevel
 from datasets.io import write_image
+from datasets.pairs import describe_data
 from restoration.complexity import describe_size
 from restoration.derain import data as ddata
-from restoration.derain.evaluation import METRIC_NOTE, derain_metrics, labelled_grid, match_predictions, restore
+from restoration.derain.evaluation import (METRIC_NOTE, derain_metrics, item_panel, labelled_grid,
+                                          match_predictions, restore)
+from restoration.panels import PANELS
 from restoration.derain.genotype import CELL_NAMES, SPACE, genotype_ops
 from restoration.derain.losses import derain_loss
 from restoration.derain.model import DerainNet, DerainSearch, network_input
@@ -52,7 +55,7 @@ def _verified(dataset: Dataset) -> Dataset:
 
 def _where(s: DerainSettings) -> str:
     if s.data is not None:
-        return f"'{s.data}'"
+        return f"'{describe_data(s.data)}'"
     return "embedded synthetic video" if (s.frames > 1 or s.video) else "embedded synthetic rain photographs"
 
 
@@ -69,12 +72,14 @@ class DerainTask(Task):
     default_method = "darts2"
     metrics = {"psnr": "max", "ssim": "max"}
     select = "psnr"
-    data_help = ("rainy/clean pairs read in place: Rain100L/H (DIR/rain-XXX.png + DIR/norain-XXX.png), "
-                 "DIR/{rainy,norain}, DIR/{input,target} (Rain13K, Test100, Test2800), Rain1400 "
+    data_help = ("rainy/clean pairs read in place: Rain100L/H as distributed (DIR/rainy/rain-XXX.png + "
+                 "DIR/norain-XXX.png), DIR/rain-XXX.png + DIR/norain-XXX.png, DIR/{rainy,norain}, DIR/{input,target} "
+                 "(Rain13K, Test100, Test2800), DIR/{inputcrop,cleancrop} (MSPFN), Rain1400 "
                  "(DIR/rainy_image/<id>_<k>.jpg + DIR/ground_truth/<id>.jpg), videos DIR/<video>/rfc-<k>.jpg + "
                  "gtc-<k>.jpg (RainSynLight25/Complex25), each optionally under DIR/{train,val,test}/; validation "
                  "is DIR/val or a seeded slice of the training split, never the test files; default: embedded "
                  "synthetic rain over photographs (--frames > 1 or --video: a synthetic video)")
+    pairs_help = "--pairs RAINY_DIR CLEAN_DIR: rainy images and their clean partners"
 
     def __init__(self) -> None:
         self.split_note = ""
@@ -177,16 +182,19 @@ class DerainTask(Task):
             if "target" in item:
                 m = derain_metrics(item["output"][None], item["target"][None], y)
                 rec.update({k: float(v[0]) for k, v in m.items()})
+                item["metrics"] = {k: rec[k] for k in m}
+                item["y_channel"] = y
             records.append(rec)
         return records, items
 
     def save_outputs(self, outputs: Any, batch: dict[str, Any], folder: str) -> None:
         """``NAME.png`` (the derained image, at the rainy file's relative path, so that
-        ``--predictions`` scores it as is) and ``grid/NAME.png`` (rainy | derained | clean)."""
+        ``--predictions`` scores it as is) and ``panels/NAME.png`` (rainy | derained | clean, the rainy
+        and derained images' PSNR/SSIM against the clean one in their titles)."""
         for item in outputs:
             rel = Path(str(item["name"])).with_suffix(".png")
             write_image(Path(folder) / rel, item["output"])
-            write_image(Path(folder) / "grid" / rel, labelled_grid([item]))
+            write_image(Path(folder) / PANELS / rel, item_panel(item))
 
     def samples(self, network: nn.Module, batch: dict[str, Any]) -> Tensor | None:
         small = {k: (v[:4] if isinstance(v, (Tensor, list)) else v) for k, v in batch.items()}
@@ -200,7 +208,7 @@ class DerainTask(Task):
         items of ``data`` (or the embedded test split) by relative path and stem, any image extension."""
         dataset = self.test_data(data, s)
         records = []
-        for name, pred, target in match_predictions(pred_dir, dataset):
+        for name, pred, target in match_predictions(pred_dir, dataset, s.y_channel):
             m = derain_metrics(pred[None], target[None], s.y_channel)
             records.append({"name": name, **{k: float(v[0]) for k, v in m.items()}})
         return records

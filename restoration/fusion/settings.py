@@ -29,9 +29,10 @@ import argparse
 from dataclasses import dataclass, field
 from typing import Any
 
+from restoration.fusion.metrics_conventions import CONVENTIONS, DEFAULT_CONVENTION
 from tasks.settings import Recipes, Settings, SettingsError, at_least, in_range, one_of, positive
 
-__all__ = ["ARCH_BETAS", "FusionSettings", "RECIPES", "add_task_arguments"]
+__all__ = ["ARCH_BETAS", "CONVENTION_HELP", "FusionSettings", "RECIPES", "add_task_arguments"]
 
 #: Adam betas of the upper optimizer (DARTS's architect and TIMFusion's ``architect_new.py``).
 ARCH_BETAS = (0.5, 0.999)
@@ -82,6 +83,8 @@ class FusionSettings(Settings):
     lower_grad_clip: float | None = field(default=5.0, metadata=_h("search: clip of the weights' gradient"))
     # evaluation
     textbook_ssim: bool = field(default=False, metadata=_h("ssim metric: Wang et al.'s instead of the evaluator's"))
+    convention: str = field(default=DEFAULT_CONVENTION, metadata=_h(
+        "metric definitions of a published table: cddfuse (MMIF-CDDFuse evaluator) or didfuse (DIDFuse's Table 4)"))
 
     def check(self) -> None:
         super().check()
@@ -109,6 +112,7 @@ class FusionSettings(Settings):
         one_of(self, "lr_schedule", ("cosine", "constant"))
         one_of(self, "lower_optimizer", ("sgd", "adam"))
         one_of(self, "train_optimizer", ("adam", "sgd"))
+        one_of(self, "convention", tuple(CONVENTIONS))
         if self.latency_table is not None and not isinstance(self.latency_table, dict):
             raise SettingsError("setting latency_table must be a JSON object {settings, latency_ms} or null")
 
@@ -138,6 +142,11 @@ RECIPES: Recipes = {
                   "weight_decay": 0.0, "train_optimizer": "adam", "grad_clip": None},
     },
 }
+
+
+#: What ``--convention`` picks (train.py and evaluate.py).
+CONVENTION_HELP = ("definitions of the fusion metrics, recorded in metrics.json: " + "; ".join(
+    f"{c.name}{' (default)' if c.name == DEFAULT_CONVENTION else ''}: {c.note}" for c in CONVENTIONS.values()))
 
 
 def _positive_int(text: str) -> int:
@@ -178,17 +187,21 @@ def add_task_arguments(parser: argparse.ArgumentParser, stage: str) -> None:
     add("--textbook-ssim", action=argparse.BooleanOptionalAction, default=None,
         help="report Wang et al.'s SSIM (Gaussian 11x11, range 255) as 'ssim' in validation and evaluate.py, "
              "instead of the field evaluator's scikit-image call (its effective data_range 2)")
+    if stage == "train":
+        add("--convention", choices=tuple(CONVENTIONS), default=None,
+            help=CONVENTION_HELP + " (validation metrics; evaluate.py takes --convention too)")
     if stage == "search":
         add("--learn-loss-weights", action=argparse.BooleanOptionalAction, default=None,
             help="the three loss weights become upper variables (3 x softmax of logits, so they sum to 3), "
                  "learned with the alphas on the validation objective (the fusion loss with the fixed weights); "
                  "writes hparams.json, which train.py --from uses")
         add("--latency-weight", type=_non_negative, default=None, metavar="W",
-            help="add W x expected latency (ms) of the supernet to the upper loss; the ops are timed on this "
-                 "device at the start and the table is kept in config.json/checkpoint.pt of the run folder")
+            help="add W x expected latency (ms) of the supernet to the upper loss (default 0: no latency term); "
+                 "the ops are timed on this device at the start and the table is kept in "
+                 "config.json/checkpoint.pt of the run folder")
         add("--latency-size", type=_positive_int, default=None, metavar="PX",
             help="side of the square input the ops are timed on (default 64)")
         add("--arch-lr", type=float, default=None, help="Adam learning rate of the alphas (default 3e-3)")
         add("--hyper-lr", type=float, default=None, help="Adam learning rate of the loss-weight logits (default 0.05)")
         add("--lower-optimizer", choices=("sgd", "adam"), default=None,
-            help="optimizer of the supernet weights (default sgd; adam only with darts1, cg, neumann, ias)")
+            help="optimizer of the supernet weights (default sgd)")

@@ -25,12 +25,13 @@ on the fusion loss with the searched weights when the run has them (``--from`` a
 weights, or ``--hparams``), else the settings' weights; the weights are buffers of the network, so
 ``model.pt`` records them. Visible RGB images are fused on Y and get their CbCr back (``color``).
 
-Metrics: the twelve keys of ``metrics`` (the MMIF-CDDFuse evaluator's conventions), all "max" but
+Metrics: the thirteen keys of ``metrics`` (MI in nats and in bits, ``mi_bits``; the MMIF-CDDFuse
+evaluator's definitions, or another named convention: ``metrics_conventions``), all "max" but
 ``mse``. The model is selected on validation ``qabf``: it measures the edge information carried over
 from BOTH sources, is bounded, and is not raised by noise or contrast stretching (EN, SD, SF and AG
 are) nor by copying one source (MI, and the evaluator's SSIM sum are highest for a copy or the
 average). Validation scores only the cheap metrics and ``qabf`` (MI, VIF and SSIM cost most of the
-time of a 96x96 image on a CPU); ``evaluate.py`` scores all twelve. VIF needs images of at least
+time of a 96x96 image on a CPU); ``evaluate.py`` scores all of them. VIF needs images of at least
 ``VIF_MIN_SIZE`` pixels a side: smaller items carry no ``vif``.
 """
 
@@ -50,14 +51,17 @@ from tqdm import tqdm
 import bilevel
 from bilevel import Group, LowerLevel
 from datasets.io import write_image
+from datasets.pairs import describe_data
 from restoration.fusion import data as fdata
 from restoration.fusion.color import split_luma
-from restoration.fusion.evaluation import labelled_grid, restore, score_item
+from restoration.fusion.evaluation import item_panel, labelled_grid, restore, score_item
+from restoration.panels import PANELS
 from restoration.fusion.evaluation import score_predictions as score_folder
 from restoration.fusion.genotype import FUSION_PRIMITIVES
 from restoration.fusion.latency import expected_latency, measure_latency, reuse_or_measure
 from restoration.fusion.losses import LOSS_TERMS, fusion_loss
 from restoration.fusion.metrics import METRIC_NAMES, VIF_MIN_SIZE
+from restoration.fusion.metrics_conventions import CONVENTIONS, DEFAULT_CONVENTION
 from restoration.fusion.model import CELL_NAMES, SPACE, FusionNet, FusionSearchNet, check_fusion_genotype
 from restoration.fusion.settings import ARCH_BETAS, RECIPES, FusionSettings, add_task_arguments
 from restoration.ops import RESTORATION_OPS
@@ -161,11 +165,13 @@ class FusionTask(Task):
     metrics = {name: ("min" if name == "mse" else "max") for name in METRIC_NAMES}
     select = "qabf"
     cell_titles = {"scale1": "full-resolution branch", "scale2": "1/2-scale branch", "scale4": "1/4-scale branch"}
-    data_help = ("registered infrared/visible pairs with identical file names: DIR/{ir,vi} (TarDAL, M3FD), "
-                 "DIR/{infrared,visible}, DIR/{Inf,Vis}, optionally under DIR/{train,val,test}/; 8- or 16-bit; "
+    data_help = ("registered infrared/visible pairs matched by name or number: DIR/{ir,vi} (TarDAL, M3FD, TNO and "
+                 "RoadScene of MMIF-CDDFuse), DIR/{infrared,visible}, DIR/{Inf,Vis} (any case), DIDFuse's DIR/IR<n>.* + "
+                 "DIR/VIS<n>.*, optionally under DIR/{train,val,test}/; 8- or 16-bit; "
                  "infrared gray, visible RGB (fused on Y, colour put back) or gray; validation is DIR/val or a "
                  "seeded slice of the training pairs, never the test files; default: embedded photographs rendered as a "
                  "night capture (visible) and a synthetic thermal image (infrared)")
+    pairs_help = "--pairs IR_DIR VI_DIR: infrared images (INPUT_DIR) and visible images (TARGET_DIR)"
 
     def __init__(self) -> None:
         self.results = ("genotype", "hparams")
@@ -193,7 +199,7 @@ class FusionTask(Task):
     def search_data(self, s: FusionSettings) -> tuple[Dataset, Dataset]:
         lower, upper = fdata.search_sets(s.data_settings())
         lower, upper = _verified(lower), _verified(upper)
-        where = "embedded training photographs" if s.data is None else f"'{s.data}'"
+        where = "embedded training photographs" if s.data is None else f"'{describe_data(s.data)}'"
         self.split_note = (f"search: lower level on {len(lower)} training pairs, upper level on {len(upper)} "
                            f"validation pairs ({where}); test pairs unread")
         return lower, upper
@@ -279,7 +285,7 @@ class FusionTask(Task):
         train, val = fdata.train_sets(s.data_settings())
         train, val = _verified(train), _verified(val)
         self._metric_names = VALIDATION_METRICS
-        where = "embedded photographs" if s.data is None else f"'{s.data}'"
+        where = "embedded photographs" if s.data is None else f"'{describe_data(s.data)}'"
         self.split_note = (f"training on {len(train)} pairs, validation on {len(val)} pairs ({where}; never the "
                            "test files)")
         self.split = {"train_pairs": len(train), "val_pairs": len(val)}
@@ -291,6 +297,7 @@ class FusionTask(Task):
         net = FusionNetwork(FusionNet(result.genotype, RESTORATION_OPS, C=s.channels, use_decomposition=s.decomposition,
                                       gf_kernel=s.gf_kernel, gf_eps=s.gf_eps), weights)
         net.textbook_ssim = s.textbook_ssim
+        net.convention = s.convention
         self._weights_source = "searched" if result.hparams else "fixed"
         return net
 
@@ -311,22 +318,26 @@ class FusionTask(Task):
     def test_data(self, data: str | None, s: FusionSettings) -> Dataset:
         self._metric_names = METRIC_NAMES
         self._textbook = s.textbook_ssim
+        self._convention = s.convention
         return _verified(fdata.test_set(data, s.data_settings()))
 
     @torch.no_grad()
     def evaluate_batch(self, network: nn.Module, batch: dict[str, Any]) -> tuple[list[dict[str, Any]], Any]:
         items = restore(network, batch)
         textbook = bool(getattr(network, "textbook_ssim", False))
-        records = [{"name": it["name"], **score_item(it, self._metric_names, textbook)} for it in items]
+        convention = str(getattr(network, "convention", DEFAULT_CONVENTION))
+        records = [{"name": it["name"], **score_item(it, self._metric_names, textbook, convention)} for it in items]
+        for it, rec in zip(items, records):
+            it["metrics"] = {k: v for k, v in rec.items() if k != "name"}
         return records, items
 
     def save_outputs(self, outputs: Any, batch: dict[str, Any], folder: str) -> None:
-        """``STEM.png`` (the fused image, 8-bit, scored by ``--predictions`` as is) and ``grid/STEM.png``
-        (labelled ``infrared | visible | fused``)."""
+        """``STEM.png`` (the fused image, 8-bit, scored by ``--predictions`` as is) and ``panels/STEM.png``
+        (``infrared | visible | fused``, each titled with its metrics)."""
         for item in outputs:
             stem = Path(str(item["name"])).stem
             write_image(Path(folder) / f"{stem}.png", item["fused"])
-            write_image(Path(folder) / "grid" / f"{stem}.png", labelled_grid([item]))
+            write_image(Path(folder) / PANELS / f"{stem}.png", item_panel(item))
 
     def samples(self, network: nn.Module, batch: dict[str, Any]) -> Tensor | None:
         was_training = network.training
@@ -337,9 +348,13 @@ class FusionTask(Task):
 
     def score_predictions(self, pred_dir: str, data: str | None, s: FusionSettings) -> list[dict[str, Any]]:
         """Records ``{"name", <metric>: value}`` of the fused images in ``pred_dir`` (matched to the pairs
-        of ``data``, or of the embedded test split, by file stem; any image extension), all twelve
-        metrics (``s.textbook_ssim`` picks the SSIM)."""
-        return score_folder(pred_dir, self.test_data(data, s), METRIC_NAMES, s.textbook_ssim)
+        of ``data``, or of the embedded test split, by file stem; any image extension), all thirteen
+        metrics (``s.textbook_ssim`` picks the SSIM, ``s.convention`` the definitions)."""
+        return score_folder(pred_dir, self.test_data(data, s), METRIC_NAMES, s.textbook_ssim, s.convention)
+
+    def metrics_record(self) -> dict[str, str]:
+        """``{"convention": name, "convention_note": ...}``: the definitions the scores use."""
+        return {"convention": getattr(self, "_convention", DEFAULT_CONVENTION), "convention_note": self.evaluation_note()}
 
     output_name = "fused"
 
@@ -354,10 +369,11 @@ class FusionTask(Task):
                 if getattr(self, "_textbook", False) else
                 "ssim: the evaluator's scikit-image call (7x7 uniform window, effective data_range 2), summed over "
                 "the two sources")
-        return ("fusion metrics as the MMIF-CDDFuse Evaluator computes them: gray images on [0, 255] (8-bit rounding, "
-                "RGB via OpenCV's 0.299/0.587/0.114); MI in nats summed over the two sources; VIF, Qabf, SCD summed "
-                "too; CC and MSE averaged; PSNR from the averaged MSE and the fused image's peak; EN in bits; SD "
-                f"population; {ssim}; VIF only on images >= {VIF_MIN_SIZE} px a side")
+        convention = getattr(self, "_convention", DEFAULT_CONVENTION)
+        return (f"fusion metrics, convention {convention!r} ({CONVENTIONS[convention].note}): gray images on "
+                "[0, 255] (8-bit rounding, RGB via OpenCV's 0.299/0.587/0.114); MI summed over the two sources (mi "
+                "in nats, mi_bits in bits); VIF, Qabf, SCD summed too; CC and MSE averaged; PSNR from the averaged "
+                f"MSE and the fused image's peak; EN in bits; {ssim}; VIF only on images >= {VIF_MIN_SIZE} px a side")
 
 
 def _fmt(weights: dict[str, float]) -> str:

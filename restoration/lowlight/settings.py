@@ -14,8 +14,9 @@ Two recipes:
   the cosine value as xi and adds weight decay 3e-4 that its optimizer does not apply (``darts2``
   here follows the real optimizer); RUAS draws the same first validation image every step and its
   retraining reads the first training image every step (both loaders are unshuffled and re-created),
-  here both are shuffled; RUAS starts the NRM of its retraining from released denoising weights,
-  here from scratch (nothing is downloaded).
+  here both are shuffled; RUAS starts the NRM of its retraining from its released denoising weights
+  (``model/denoise.pt``), here from scratch unless ``train.py --init denoise.pt`` gives them
+  (``released.py``; nothing is downloaded).
 * ``"default"``: faster on a CPU and supervised when references exist. Search: one lower problem
   (all supernet weights on IEM + NRM losses) shared by the two groups (IEM alphas every step on
   IEM + NRM, NRM alphas every 10 steps on NRM), 6 epochs, batch 4, 48x48 crops, weights SGD 0.005
@@ -144,7 +145,7 @@ def add_task_arguments(parser: argparse.ArgumentParser, stage: str) -> None:
     if stage == "search":
         add("--arch-lr", type=positive_float, default=None, help="Adam learning rate of the alphas (default 3e-3)")
         add("--lower-optimizer", choices=("sgd", "adam"), default=None,
-            help="optimizer of the supernet weights (default sgd; adam only with darts1, cg, neumann)")
+            help="optimizer of the supernet weights (default sgd)")
         add("--lower-problems", choices=("shared", "separate"), default=None,
             help="shared: all weights on IEM + NRM losses for both groups (default); separate: IEM weights on "
                  "the IEM loss, NRM weights on the NRM loss every --nrm-every steps (ruas)")

@@ -39,12 +39,15 @@ from restoration.lowlight.genotype import CELL_NAMES, SPACE, derive_ruas, genoty
 from restoration.lowlight.losses import ruas_losses
 from restoration.lowlight.model import RUASNet, RUASSearch
 from restoration.lowlight.ops import RUAS_PRIMITIVES
+from restoration.lowlight.released import ruas_released
 from restoration.lowlight.settings import ARCH_BETAS, RECIPES, LowLightSettings, add_task_arguments
 from restoration.metrics import psnr, ssim
 from restoration.gray import keep_gray
 from restoration.grid import labelled_grid
+from restoration.panels import PANELS, item_panel
 from restoration.predictions import PredictionFolder
 from tasks import SearchResult, SearchSetup, Task, TrainGroup, TrainSetup
+from tasks.released import ReleasedWeights
 
 __all__ = ["LowLightTask", "OUTPUT_KEYS"]
 
@@ -112,6 +115,7 @@ class LowLightTask(Task):
                  "DIR/{input,expert} or split folders DIR/{train,val,test}/...; validation is DIR/val or a "
                  "seeded slice of the training split, never the test files; a folder of images without "
                  "references works unsupervised; default: embedded synthetic pairs")
+    pairs_help = "--pairs LOW_DIR REFERENCE_DIR: low-light images and their references"
 
     def __init__(self) -> None:
         self._references = True  # whether the last test_data had references (evaluation_note)
@@ -206,6 +210,10 @@ class LowLightTask(Task):
         net.output_key = s.output  # read by evaluate_batch/samples (evaluate.py rebuilds from the settings)
         return net
 
+    def released_weights(self, state: dict[str, Tensor], source: str = "") -> ReleasedWeights | None:
+        """RUAS's released files (``released.py``) mapped onto ``RUASNet``; ``None`` for other names."""
+        return ruas_released(state, source)
+
     def build_training(self, network: nn.Module, s: LowLightSettings, steps_per_epoch: int) -> TrainSetup:
         if s.train_optimizer == "adam":
             groups = [TrainGroup("all", torch.optim.Adam(network.parameters(), lr=s.lr, weight_decay=s.weight_decay),
@@ -259,6 +267,7 @@ class LowLightTask(Task):
                 o, t = item["output"][None], item["target"][None]
                 rec["psnr"] = float(psnr(o, t)[0])
                 rec["ssim"] = float(ssim(o, t)[0])
+                item["metrics"] = {"psnr": rec["psnr"], "ssim": rec["ssim"]}
             records.append(rec)
         return records, items
 
@@ -276,17 +285,18 @@ class LowLightTask(Task):
         for index in range(len(dataset)):  # type: ignore[arg-type]
             item = dataset[index]
             target = unpad(item["target"], item["size"])
-            output = folder.read(str(item["name"]), target.shape[-2:])
+            output = folder.read(str(item["name"]), target.shape[-2:], reference=target)  # RGB metrics
             o, t = output[None], target[None]
             records.append({"name": item["name"], "psnr": float(psnr(o, t)[0]), "ssim": float(ssim(o, t)[0])})
         return records
 
     def save_outputs(self, outputs: Any, batch: dict[str, Any], folder: str) -> None:
-        """``NAME.png`` (the enhanced image) and ``NAME_grid.png`` (input | output | reference)."""
+        """``NAME.png`` (the enhanced image) and ``panels/NAME.png`` (input | enhanced | reference, the
+        input's and the output's PSNR/SSIM against the reference in their titles)."""
         for item in outputs:
             stem = Path(str(item["name"])).stem
             write_image(Path(folder) / f"{stem}.png", item["output"])
-            write_image(Path(folder) / f"{stem}_grid.png", _grid([item]))
+            write_image(Path(folder) / PANELS / f"{stem}.png", item_panel(item, PANEL_COLUMNS, _scores))
 
     def samples(self, network: nn.Module, batch: dict[str, Any]) -> Tensor | None:
         was_training = network.training
@@ -301,6 +311,15 @@ class LowLightTask(Task):
                     "records carry only names, use --save-images to inspect the outputs")
         return ("PSNR and SSIM on RGB in [0, 1] at full resolution, no border crop, no Y channel (LOL "
                 "convention); SSIM with an 11x11 Gaussian window (sigma 1.5) over valid positions")
+
+
+#: Columns of the ``--save-images`` panels (the reference left out without one).
+PANEL_COLUMNS = (("input", "low-light input"), ("output", "enhanced"), ("target", "reference"))
+
+
+def _scores(image: Tensor, reference: Tensor) -> dict[str, float]:
+    """PSNR and SSIM of ``image`` ``[3, H, W]`` against ``reference``, as ``evaluate_batch`` scores."""
+    return {"psnr": float(psnr(image[None], reference[None])[0]), "ssim": float(ssim(image[None], reference[None])[0])}
 
 
 def _grid(items: list[dict[str, Any]]) -> Tensor:

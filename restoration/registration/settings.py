@@ -67,7 +67,8 @@ __all__ = ["HYPER_BETAS", "RECIPES", "RegistrationSettings", "SGD_METHODS", "add
 
 #: Adam betas of the upper optimizer (AutoReg's HyperGradient and DARTS's architect).
 HYPER_BETAS = (0.5, 0.999)
-#: methods that differentiate through the lower optimizer's update: they need SGD there
+#: methods that differentiate through the lower optimizer's update: ``auto`` gives them SGD
+#: (``--lower-optimizer adam`` differentiates through Adam instead)
 SGD_METHODS = ("darts2", "rad", "trad", "fad", "bda", "iaptt")
 
 
@@ -214,7 +215,7 @@ def add_task_arguments(parser: argparse.ArgumentParser, stage: str) -> None:
     add("--lower-optimizer", choices=("auto", "adam", "sgd"), default=None,
         help="optimizer of the network weights (default auto: sgd for darts2/rad/trad/fad/bda/iaptt, else adam)")
     add("--size", type=int, default=None, metavar="PX", help="embedded data: side length (default 64 2D, 32 3D)")
-    add("--synthetic-count", type=int, default=None, metavar="N", help="embedded data: training pairs")
+    add("--synthetic-count", type=int, default=None, metavar="N", help="embedded data: training pairs (default 96 in 2D, 16 in 3D)")
     if stage == "train":
         add("--lr-schedule", choices=("constant", "cosine"), default=None,
             help="learning rate per epoch: constant, or cosine to 0 at the last epoch (default recipe: cosine)")
@@ -229,6 +230,6 @@ def add_task_arguments(parser: argparse.ArgumentParser, stage: str) -> None:
             help="add a Jacobian (folding) penalty to the lower loss, its weight learned from W (default: none)")
         add("--folding-weight", type=float, default=None, metavar="W",
             help="weight of the folding penalty in the upper objective (default 1.0)")
-        add("--hyper-lr", type=_positive_float, default=None, help="Adam learning rate of the log loss weights")
-        add("--arch-lr", type=_positive_float, default=None, help="Adam learning rate of the alphas")
+        add("--hyper-lr", type=_positive_float, default=None, help="Adam learning rate of the log loss weights (default 0.05; autoreg recipe 1e-3)")
+        add("--arch-lr", type=_positive_float, default=None, help="Adam learning rate of the alphas (default 3e-3; autoreg recipe 1e-4)")
         add("--upper-every", type=int, default=None, metavar="K", help="upper step every K steps (default 1)")

@@ -15,8 +15,9 @@ Training: the network (plain U-Net, or with the genotype's cells) with the searc
 the model is selected on validation Dice (fixed validation pairs, never test subjects).
 Evaluation: ``dice``, ``folding_pct``, ``jacobian_std`` per pair (``metrics.py``), per-label Dice
 and the unregistered Dice in ``per_image.csv``; ``--save-images`` writes, per pair,
-``warped/NAME.png``, ``grid/NAME.png``, ``jacobian/NAME.png`` and ``fields/NAME.npy``: the
-displacement ``[dims, *S]`` float32 in pixels/voxels, channel ``i`` along spatial axis ``i``
+``NAME.png`` (the warped moving image), ``panels/NAME.png`` (fixed | moving | warped | deformation
+grid | det J, with the metrics: ``pictures.py``) and ``fields/NAME.npy``: the displacement
+``[dims, *S]`` float32 in pixels/voxels, channel ``i`` along spatial axis ``i``
 (``warped(p) = moving(p + u(p))``). Settings and recipes: ``settings.py``.
 """
 
@@ -32,9 +33,9 @@ from torch.utils.data import Dataset
 
 import bilevel
 from bilevel import Group, LowerLevel
-from restoration.grid import labelled_grid
 from restoration.registration import data as regdata
-from restoration.registration.evaluate import register, save_outputs, visuals
+from restoration.registration.evaluate import register, save_outputs
+from restoration.registration.pictures import pair_panel
 from restoration.registration.genotype import CELL_NAMES, SPACE, check_genotype
 from restoration.registration.losses import lower_loss, upper_loss
 from restoration.registration.metrics import labels_present, mean_dice
@@ -223,6 +224,10 @@ class RegistrationTask(Task):
                                 "hypergradient is 0 and they keep their start values (use neumann, cg or darts2)")
         return SearchSetup(supernet, [group], schedulers)
 
+    def upper_warmup_steps(self, s: RegistrationSettings, steps_per_epoch: int) -> int:
+        """``upper_warmup_epochs`` in steps: the upper learning rate is 0 until then."""
+        return s.upper_warmup_epochs * steps_per_epoch
+
     def search_result(self, setup: SearchSetup) -> SearchResult:
         net = setup.supernet
         hparams = {name: torch.exp(getattr(net, key).detach()).cpu() for name, key in HPARAM_NAMES.items()
@@ -283,30 +288,26 @@ class RegistrationTask(Task):
             crop = (slice(None),) + tuple(slice(0, int(v)) for v in batch["size"][n])
             before = float(mean_dice(batch["moving_seg"][n][crop][None], batch["fixed_seg"][n][crop][None])[0])
             self._unregistered.append(before)
+            r["dice_before"] = before
             rec: dict[str, Any] = {"name": r["name"], **r["metrics"], "dice_unregistered": before}
             rec.update({f"dice_{lab}": d for lab, d in r["dice_per_label"].items()})
             records.append(rec)
         return records, results
 
     def save_outputs(self, outputs: Any, batch: dict[str, Any], folder: str) -> None:
-        """``warped/``, ``grid/``, ``jacobian/`` pictures and ``fields/NAME.npy`` per pair."""
+        """``NAME.png`` (warped), ``panels/NAME.png`` and ``fields/NAME.npy`` per pair."""
         for r in outputs:
             save_outputs(r, folder)
 
     def samples(self, network: nn.Module, batch: dict[str, Any]) -> Tensor | None:
-        """Labelled rows ``moving | fixed | warped | deformation (a warped grid) | det J`` for up to 4 pairs
-        (3D: middle slice), small images enlarged (``restoration.grid``)."""
+        """Rows ``fixed | moving | warped | deformation grid | det J`` for up to 4 pairs (3D: middle slice),
+        titled with the metrics (``pictures.pair_panel``)."""
         was_training = network.training
         network.eval()
         small = {k: (v[:4] if isinstance(v, (Tensor, list)) else v) for k, v in batch.items()}
         results = register(network, small)
         network.train(was_training)
-        rows = []
-        for r in results:
-            pics = visuals(r)
-            moving, fixed = visuals({**r, "warped": r["moving"]})["warped"], visuals({**r, "warped": r["fixed"]})["warped"]
-            rows.append([moving, fixed, pics["warped"], pics["grid"], pics["jacobian"]])
-        return labelled_grid(rows, ("moving", "fixed", "warped", "deformation", "det J (blue<1<red)"))
+        return pair_panel(results)
 
     def example_size(self, s: RegistrationSettings) -> tuple[int, ...]:
         """The embedded default's side (``--size``, else 64 in 2D, 32 in 3D) on each of ``dims`` axes."""

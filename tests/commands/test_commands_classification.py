@@ -26,7 +26,7 @@ def test_search_train_evaluate_end_to_end(tmp_path, capsys):
     for name in ("genotype.json", "config.json", "checkpoint.pt", "metrics.csv", "genotype.png"):
         assert (R / name).is_file(), name
     assert json.loads((R / "genotype.json").read_text())["space"] == "darts"
-    assert json.loads((R / "config.json").read_text())["method"] == "darts2"
+    assert json.loads((R / "config.json").read_text())["method"] == "darts1"  # the CPU-sized default recipe
     assert run(train_main, [*TINY, "--genotype", str(R / "genotype.json"), "--max-steps", "2",
                             "--out", str(T)]) == 0
     assert "params:" in capsys.readouterr().out
@@ -106,4 +106,5 @@ def test_script_entry_point_runs():
     out = subprocess.run([sys.executable, "evaluate.py", "--checkpoint", "missing.pt"], cwd=ROOT,
                          capture_output=True, text=True)
     assert out.returncode == 2 and out.stderr.strip() == (
-        "error: checkpoint missing.pt does not exist; give the path of a file written by the commands")
+        "error: checkpoint missing.pt does not exist; give a model.pt written by train.py or a paper's released "
+        "weights")

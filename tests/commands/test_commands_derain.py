@@ -73,13 +73,14 @@ def test_evaluate_saves_outputs_that_score_the_same_as_a_predictions_folder(runs
     assert set(metrics) == {"psnr", "ssim", "count", "convention"} and metrics["count"] == 2
     assert "Y channel" in metrics["convention"] and "rgb2ycbcr" in metrics["convention"]
     assert sorted(p.name for p in (out / "images").glob("*.png")) == ["rain-001.png", "rain-002.png"]
-    assert len(list((out / "images" / "grid").glob("*.png"))) == 2
+    assert sorted(p.name for p in (out / "images" / "panels").glob("*.png")) == ["rain-001.png", "rain-002.png"]
     task = get_task("derain")
     s = task.settings("train").replace({"data": str(folder)})
     rows = task.score_predictions(str(out / "images"), str(folder), s)
     with open(out / "per_image.csv") as f:
         written = {r["name"]: r for r in csv.DictReader(f)}
-    # the Y metrics quantise to 8 bits first, so the saved PNGs score exactly as the network's outputs
+    # the Y metrics score the 8-bit image (RGB rounded as the PNG holds it), so the saved PNGs score exactly as the
+    # network's outputs
     for row in rows:
         for key in ("psnr", "ssim"):
             assert float(written[row["name"]][key]) == pytest.approx(row[key], rel=1e-5), key

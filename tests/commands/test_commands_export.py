@@ -8,9 +8,9 @@ import sys
 import pytest
 import torch
 
-pytest.importorskip("onnxruntime")
-pytest.importorskip("onnxscript")
-onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime", reason="needs the export extra: pip install -e '.[export]'")
+pytest.importorskip("onnxscript", reason="needs the export extra: pip install -e '.[export]'")
+onnx = pytest.importorskip("onnx", reason="needs the export extra: pip install -e '.[export]'")
 
 import commands.export as export_command  # noqa: E402
 from commands.errors import run  # noqa: E402

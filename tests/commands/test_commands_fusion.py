@@ -69,13 +69,14 @@ def test_evaluate_saves_images_and_predictions_score_the_same(runs, folder, tmp_
                                "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     # 32x32 images: every metric but VIF (it needs 41 px a side)
-    assert set(metrics) == {"en", "sd", "sf", "ag", "mi", "qabf", "scd", "ssim", "cc", "psnr", "mse", "count"}
+    assert set(metrics) == {"en", "sd", "sf", "ag", "mi", "mi_bits", "qabf", "scd", "ssim", "cc", "psnr", "mse", "count",
+                            "convention", "convention_note"}
     fused = sorted((out / "images").glob("*.png"))
-    grids = sorted((out / "images" / "grid").glob("*.png"))
-    assert len(fused) == 2 and len(grids) == 2
-    grid = cv2.imread(str(grids[0]))
-    # infrared | visible | fused under labels, the 32 px images enlarged 6x to a readable 192 px
-    assert grid.shape[:2] == (22 + 6 * 32, 3 * 6 * 32 + 2 * 4)
+    panels = sorted((out / "images" / "panels").glob("*.png"))
+    assert len(fused) == 2 and [p.name for p in panels] == [p.name for p in fused]
+    panel = cv2.imread(str(panels[0]))
+    # infrared | visible | fused, each titled with its metrics, the 32 px images enlarged (restoration.panels)
+    assert panel.shape[0] > 256 and panel.shape[1] > 3 * 256
     task = get_task("fusion")
     s = task.Settings.from_dict(torch.load(T / "model.pt", weights_only=True)["config"])
     rows = task.score_predictions(str(out / "images"), str(folder), s)

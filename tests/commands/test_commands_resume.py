@@ -111,11 +111,20 @@ def test_save_every_resume_without_checkpoint_and_force(tmp_path, capsys):
     assert (out / "notes.txt").read_text() == "mine"  # --force removes only what the command writes
 
 
-def test_lower_optimizer_adam_with_darts2_is_a_one_line_error(tmp_path, capsys):
+def test_lower_optimizer_adam_with_darts2_runs(tmp_path):
+    out = tmp_path / "R"
+    assert run(search_main, [*SEARCH, "--max-steps", "1", "--lower-optimizer", "adam", "--out", str(out)]) == 0
+    assert _step(out) == 1
+
+
+def test_lower_optimizer_without_a_differentiable_rule_is_a_one_line_error(tmp_path, capsys, monkeypatch):
+    import bilevel.lower_step
+
+    monkeypatch.setattr(bilevel.lower_step, "RULES", (torch.optim.SGD,))  # as if Adam had no rule
     code = run(search_main, [*SEARCH, "--max-steps", "1", "--lower-optimizer", "adam", "--out", str(tmp_path / "R")])
     err = capsys.readouterr().err
     (line,) = [x for x in err.splitlines() if "error" in x]
-    assert code == 2 and line.startswith("error: ") and "torch.optim.SGD" in line and "--method darts1" in line
+    assert code == 2 and line.startswith("error: ") and "not Adam" in line and "--method darts1" in line
     assert not (tmp_path / "R").exists()  # a start that fails at its first step leaves no folder behind
 
 

@@ -140,7 +140,10 @@ def test_amp_is_recorded_and_kept_on_resume(tmp_path, capsys):
     config = json.loads((out / "config.json").read_text())
     assert config["amp"] == "bf16" and config["channels_last"] is True and config["compile"] is False
     assert run(train_main, [*args, "--max-steps", "2", "--resume"]) == 0
-    assert "bf16 autocast, channels-last" in capsys.readouterr().out.splitlines()[0]
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "resuming with --max-steps 2 (the checkpoint had 1)"  # the changed budget, said first
+    header = next(line for line in lines if line.startswith("train lowlight"))
+    assert "bf16 autocast, channels-last" in header
     assert json.loads((out / "config.json").read_text())["amp"] == "bf16"
     assert run(evaluate_main, ["--checkpoint", str(out / "model.pt"), "--amp", "bf16", "--channels-last",
                                "--out", str(tmp_path / "E")]) == 0

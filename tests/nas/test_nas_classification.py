@@ -24,7 +24,8 @@ TINY = {"channels": 4, "layers": 3, "batch_size": 2, "seed": 0, "data": None,
 
 
 def tiny(stage: str = "search", **over):
-    return ClassificationTask().settings(stage).replace({**TINY, **over})
+    """The ``darts`` recipe (DARTS's settings) at a tiny size."""
+    return ClassificationTask().settings(stage, "darts").replace({**TINY, **over})
 
 
 def batch(n: int = 2, size: int = 32, seed: int = 0) -> dict:
@@ -251,7 +252,7 @@ def test_network_from_darts_v2_trains_and_evaluates():
 
 def test_darts_v2_at_train_defaults_counts_3_3m_parameters():
     task = ClassificationTask()
-    net = task.build_network(SearchResult(DARTS_V2), task.settings("train"))
+    net = task.build_network(SearchResult(DARTS_V2), task.settings("train", "darts"))
     assert task.count_parameters(net) == 3_349_342  # DARTS: 3.3M, auxiliary head excluded
     assert sum(p.numel() for p in net.parameters()) > 3_349_342
 
@@ -267,13 +268,16 @@ def test_genotype_of_another_space_is_refused():
 
 
 # -- configuration -------------------------------------------------------------------------------------
-def test_defaults_are_darts_and_flags_map_to_config_keys():
+def test_darts_recipe_is_the_papers_and_the_default_is_cpu_sized_and_flags_map_to_config_keys():
     task = ClassificationTask()
-    s, t = task.settings("search"), task.settings("train")
-    assert (s.channels, s.layers, s.epochs, s.batch_size, s.train_portion) == (16, 8, 50, 64, 0.5)
-    assert (s.lr, s.lr_min, s.lower_grad_clip, s.grad_clip) == (0.025, 0.001, 5.0, None)
+    s, t = task.settings("search", "darts"), task.settings("train", "darts")
+    assert (s.method, s.channels, s.layers, s.epochs, s.batch_size, s.train_portion) == ("darts2", 16, 8, 50, 64, 0.5)
+    assert (s.lr, s.lr_min, s.arch_lr, s.lower_grad_clip, s.grad_clip) == (0.025, 0.001, 3e-4, 5.0, None)
     assert (t.channels, t.layers, t.epochs, t.batch_size) == (36, 20, 600, 96)
     assert (t.auxiliary_weight, t.cutout, t.drop_path, t.grad_clip) == (0.4, 16, 0.2, 5.0)
+    d, e = task.settings("search"), task.settings("train")
+    assert (d.method, d.channels, d.layers, d.epochs, d.batch_size) == ("darts1", 6, 4, 5, 32)
+    assert (e.channels, e.layers, e.epochs, e.batch_size, e.auxiliary_weight) == (8, 5, 15, 64, 0.0)
     s = s.to_dict()
     for stage, flags in (("search", ["--train-portion", "0.6"]), ("train", ["--auxiliary-weight", "0.3",
                                                                             "--drop-path", "0.1"])):

@@ -97,7 +97,8 @@ def test_hparams_checks():
 
 def test_metric_directions_and_selection():
     task = FusionTask()
-    assert list(task.metrics) == ["en", "sd", "sf", "ag", "mi", "vif", "qabf", "scd", "ssim", "cc", "psnr", "mse"]
+    assert list(task.metrics) == ["en", "sd", "sf", "ag", "mi", "mi_bits", "vif", "qabf", "scd", "ssim", "cc", "psnr",
+                                  "mse"]
     assert {k for k, v in task.metrics.items() if v == "min"} == {"mse"} and task.select == "qabf"
     assert task.better(0.6, 0.5)
 

@@ -175,8 +175,11 @@ def test_evaluate_batch_and_save_outputs(tmp_path):
     assert records[0]["name"] == "img0.png" and isinstance(records[0]["psnr"], float)
     task.save_outputs(outputs, batch, str(tmp_path))
     assert read_image(tmp_path / "img0.png").shape == (3, 16, 16)
+    assert outputs[1]["metrics"] == {"psnr": records[1]["psnr"], "ssim": records[1]["ssim"]}  # the panel's titles
+    panel = read_image(tmp_path / "panels" / "img1.png")  # input | enhanced | reference, enlarged (panels.py)
+    assert panel.shape[1] > 256 and panel.shape[2] > 3 * 256
+    assert sorted(p.name for p in tmp_path.rglob("*.png")) == ["img0.png", "img0.png", "img1.png", "img1.png"]
     side = 16 * 12  # 16 px tiles enlarged 12x to a readable 192 px (restoration.grid), under a label strip
-    assert read_image(tmp_path / "img1_grid.png").shape == (3, 22 + side, 3 * side + 8)
     grid = task.samples(net, batch)
     assert grid.shape == (3, 22 + 2 * side + 4, 3 * side + 8) and 0 <= grid.min() and grid.max() <= 1
     assert "full resolution" in task.evaluation_note()
@@ -194,7 +197,7 @@ def test_unpaired_folder_gives_names_only(tmp_path):
     records, outputs = task.evaluate_batch(net, batch)
     assert records == [{"name": "1.jpg"}]
     task.save_outputs(outputs, batch, str(tmp_path / "out"))
-    assert (tmp_path / "out" / "1.png").is_file() and (tmp_path / "out" / "1_grid.png").is_file()
+    assert (tmp_path / "out" / "1.png").is_file() and (tmp_path / "out" / "panels" / "1.png").is_file()
     assert "no reference metrics" in task.evaluation_note()
 
 

@@ -1,0 +1,81 @@
+"""``evaluate.py --save-inputs DIR``: the test set of a task as image files, for methods run elsewhere.
+
+``DIR/inputs/NAME.png`` holds the input of each test item and ``DIR/references/NAME.png`` its
+reference, where ``NAME`` is the item's name (its relative path, extension replaced by ``.png``):
+the names ``evaluate.py --task T --predictions OUT`` matches, so a method run on ``DIR/inputs``
+that writes ``OUT/NAME.*`` is scored on the same items (with the same ``--data`` / ``--pairs``, or
+none for the embedded test split). Video items save their centre frame, one file per scored frame.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from datasets.io import write_image
+from datasets.pairs import describe_data
+
+from .config import pairs_as_data
+from .errors import UserError
+from .registry import get_task
+from .runs import RunFolder, check_folder
+
+#: What --save-inputs writes in its folder (``--force`` removes these, nothing else).
+OWNED = ("inputs", "references")
+
+
+def save_inputs(args: argparse.Namespace, scoring: tuple[str, ...]) -> int:
+    """Write the test inputs and references of ``--task`` (``--data``/``--pairs`` or the embedded split)
+    into ``args.save_inputs``; ``scoring``: the tasks ``--predictions`` can score."""
+    others = [f for f, v in (("--checkpoint", args.checkpoint), ("--predictions", args.predictions),
+                             ("--save-images", args.save_images), ("--out", args.out)) if v not in (None, False)]
+    if others:
+        raise UserError(f"--save-inputs DIR writes the test set and evaluates nothing: drop {', '.join(others)} "
+                        "(run the other method on DIR/inputs, then score its folder with --predictions)")
+    if args.task is None:
+        raise UserError(f"--save-inputs needs --task, the task whose test set to write: one of {', '.join(scoring)}")
+    task = get_task(args.task)
+    if task.name not in scoring:
+        raise UserError(f"task {task.name!r} cannot score outputs made elsewhere, so its inputs are not written "
+                        f"(tasks that can: {', '.join(scoring)})")
+    pairs_as_data(args, task)
+    s = task.settings("train").replace({"data": args.data}, source="command line")
+    out = check_folder(args.save_inputs, False, args.force, can_resume=False)
+    folder = RunFolder(out, OWNED, args.force)
+    dataset = task.test_data(args.data, s)  # every file checked before anything is written
+    folder.start()
+    try:
+        count, refs = _write(dataset, out)
+    except BaseException:
+        folder.abandon()
+        raise
+    where = describe_data(args.data) if args.data else "the embedded test split"
+    print(f"wrote {count} test inputs of {task.name} ({where}) in {out / 'inputs'}"
+          + (f" and their references in {out / 'references'}" if refs else " (the folder has no references)"))
+    print(f"next: run the method on {out / 'inputs'}, writing OUT/NAME.png for each NAME, then python evaluate.py "
+          f"--task {task.name} --predictions OUT" + (f" --data {args.data}" if isinstance(args.data, str) else
+                                                     f" --pairs {' '.join(args.data)}" if args.data else ""))
+    return 0
+
+
+def _write(dataset: Any, out: Path) -> tuple[int, int]:
+    """Each item's ``input`` and ``target`` (cropped to its ``size``) as ``inputs/NAME.png`` and
+    ``references/NAME.png``; the counts of inputs and references written."""
+    count = refs = 0
+    for index in range(len(dataset)):
+        item = dataset[index]
+        name = PurePosixPath(Path(str(item["name"])).as_posix()).with_suffix(".png")
+        h, w = (int(v) for v in item["size"]) if "size" in item else item["input"].shape[-2:]
+        write_image(out / "inputs" / name, item["input"][..., :h, :w], bits=_bits(item["input"]))
+        count += 1
+        if "target" in item and item["target"] is not None:
+            write_image(out / "references" / name, item["target"][..., :h, :w], bits=_bits(item["target"]))
+            refs += 1
+    return count, refs
+
+
+def _bits(image: Any) -> int:
+    """8 when every value of ``image`` (in [0, 1]) is a multiple of 1/255, else 16 (nothing is rounded off
+    an 8-bit image; finer ones keep 16 bits)."""
+    x = image.detach().float() * 255.0
+    return 8 if bool((x - x.round()).abs().max() < 1e-3) else 16
