@@ -38,6 +38,7 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.machine import cpu_model  # noqa: E402
 from restoration.fusion.metrics import FUSION_METRICS, METRIC_NAMES, fusion_metrics, to_gray255  # noqa: E402
 from restoration.fusion.metrics_conventions import CONVENTIONS  # noqa: E402
 from tests.restoration.fusion_reference_metrics import REFERENCE_METRICS  # noqa: E402
@@ -56,14 +57,7 @@ DIDFUSE_FOLDERS = {"TNO": ("Test_data_TNO", "TNO_IJCAI"), "FLIR": ("Test_data_FL
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     load = " ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     return (f"{datetime.datetime.now().isoformat(timespec='seconds')}; {cpu}; {os.cpu_count()} logical CPUs; "
             f"load average {load}; torch {torch.__version__} threads {torch.get_num_threads()}, "

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import platform
 import sys
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.machine import machine  # noqa: E402
 from datasets.fusion import read_fusion_image  # noqa: E402
 from datasets.io import is_image_file  # noqa: E402
 from datasets.pairs import stem_number  # noqa: E402
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
         for name, fused in fused_by.items():
             rows[name].append(score_item({"fused": fused, "ir": ir, "vi": vi}, METRIC_NAMES, convention=a.convention))
     took = time.perf_counter() - start
-    print(f"{a.data}: {len(dataset)} pairs, convention {a.convention}; {platform.processor() or platform.machine()}, "
+    print(f"{a.data}: {len(dataset)} pairs, convention {a.convention}; {machine()}, "
           f"{a.threads} thread(s), {time.strftime('%Y-%m-%d')}, {took:.0f} s")
     cols = [c for c in COLUMNS if all(c in r for r in rows["average"])]
     print("| fused = | " + " | ".join(c.upper() for c in cols) + " |")

@@ -37,6 +37,7 @@ if ROOT not in sys.path:
 import torch  # noqa: E402
 
 import bilevel  # noqa: E402
+from benchmarks.machine import cpu_model  # noqa: E402
 from benchmarks import problems  # noqa: E402
 from bilevel.memory import saved_tensor_bytes  # noqa: E402
 
@@ -132,12 +133,7 @@ def rel_diff(a: dict, b: dict) -> float:
 
 
 def header(device: torch.device) -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu)
-    except OSError:
-        pass
+    cpu = cpu_model()
     gpu = f", {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""
     return (f"machine: {platform.node()} ({cpu}, {os.cpu_count()} logical CPUs{gpu}); torch {torch.__version__}; "
             f"threads: {torch.get_num_threads()}; device: {device}; "

@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
-import platform
+import sys
+from pathlib import Path
 
 import torch
 
-import bilevel
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import bilevel  # noqa: E402
+from benchmarks.machine import machine  # noqa: E402
 
 
 def ridge_problem(d: int, n: int, m: int, seed: int) -> tuple[bilevel.BilevelProblem, torch.Tensor, torch.Tensor]:
@@ -48,17 +51,6 @@ def ridge_problem(d: int, n: int, m: int, seed: int) -> tuple[bilevel.BilevelPro
                                       + 0.5 * (torch.exp(up["lam"]) * lo["w"] ** 2).sum()),
         upper_loss=lambda lo, up, b: ((Xv @ lo["w"] - yv) ** 2).mean() / 2)
     return problem, lam, w
-
-
-def machine() -> str:
-    """Host, CPU model (``/proc/cpuinfo`` where there is one) and logical cores."""
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
-    except OSError:
-        pass
-    return f"{platform.node()}, {model}, {os.cpu_count()} logical cores"
 
 
 def rel(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -104,6 +104,18 @@ class Ridge:
         return (self.Xt, self.yt), (self.Xv, self.yv)
 
 
+def well_conditioned(seed: int = 3) -> Quadratic:
+    """The toy quadratic with ``D = I`` (upper problem well conditioned: loops converge fast)."""
+    q = quadratic(seed=seed)
+    q.D = torch.eye(3, dtype=DT)
+    return q
+
+
+def as_numpy(t: Tensor):
+    """``t`` detached as a float64 NumPy array (for independent NumPy computations)."""
+    return t.detach().numpy().astype("float64")
+
+
 def ridge_lower(w: Tensor, lam: Tensor, X: Tensor, y: Tensor) -> Tensor:
     return ((X @ w - y) ** 2).mean() / 2 + 0.5 * (torch.exp(lam) * w ** 2).sum()
 

@@ -7,18 +7,10 @@ import pytest
 import torch
 
 import bilevel
-from tests.toys import DT, quadratic, ridge
+from tests.toys import DT, as_numpy, quadratic, well_conditioned, ridge
 
 
-def _np(t):
-    return t.detach().numpy().astype(np.float64)
-
-
-def well_conditioned(seed=3):
-    """The toy quadratic with ``D = I`` (upper problem well conditioned: loops converge fast)."""
-    q = quadratic(seed=seed)
-    q.D = torch.eye(3, dtype=DT)
-    return q
+_np = as_numpy
 
 
 def manual_loop(problem, method, upper_opt, lower_opt, iters, batches=(None, None)):

@@ -9,20 +9,12 @@ import torch
 
 import bilevel
 from bilevel.methods.saga import MissingIndexError
-from tests.toys import DT, quadratic, ridge, ridge_lower
+from tests.toys import DT, as_numpy, quadratic, well_conditioned, ridge, ridge_lower
 
 STOCHASTIC = ("soba", "saba", "ma_soba", "stocbio", "amigo")
 
 
-def _np(t):
-    return t.detach().numpy().astype(np.float64)
-
-
-def well_conditioned(seed=3):
-    """The toy quadratic with ``D = I`` (as in test_joint)."""
-    q = quadratic(seed=seed)
-    q.D = torch.eye(3, dtype=DT)
-    return q
+_np = as_numpy
 
 
 def implicit_v(q):
