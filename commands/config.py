@@ -149,13 +149,18 @@ def resolve(args: argparse.Namespace, stage: str) -> Settings:
     recipe = args.recipe or file_values.get("recipe") or "default"
     settings = task.settings(stage, recipe)
     settings = settings.replace(file_values, source=f"config file {args.config}")
-    flags = {k: v for k, v in vars(args).items() if k not in NOT_SETTINGS and v is not None}
+    flags = _flags(args)
     if stage == "search":
         flags["method_options"] = {**settings.method_options, **dict(args.option)}
     settings = drop_recipe_max_steps(settings.replace(flags, source="command line"), args, file_values)
     if stage == "search" and settings.method is None:
         settings = settings.replace({"method": task.default_method})
     return settings
+
+
+def _flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given as flags: every argument that is a setting and was given (not ``None``)."""
+    return {k: v for k, v in vars(args).items() if k not in NOT_SETTINGS and v is not None}
 
 
 def given_settings(args: argparse.Namespace, task: Any) -> dict[str, tuple[str, Any]]:
@@ -166,9 +171,8 @@ def given_settings(args: argparse.Namespace, task: Any) -> dict[str, tuple[str, 
     file_values = load_config_file(args.config, args.task)
     given = {k: (f"{k} of --config {args.config}", v) for k, v in file_values.items()}
     unknown_keys(task.Settings, file_values, f"config file {args.config}")
-    for k, v in vars(args).items():
-        if k not in NOT_SETTINGS and v is not None:
-            given[k] = ("--pairs" if k == "data" and getattr(args, "pairs", None) else "--" + k.replace("_", "-"), v)
+    for k, v in _flags(args).items():
+        given[k] = ("--pairs" if k == "data" and getattr(args, "pairs", None) else "--" + k.replace("_", "-"), v)
     options = dict(getattr(args, "option", None) or [])
     if options:
         given["method_options"] = ("--option", options)
