@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from .problem import BilevelProblem
-from .tensors import TensorDict, detached
+from .tensors import TensorDict, cloned, detached, grad
 
 
 class OptionError(TypeError):
@@ -61,7 +61,13 @@ class Context:
         return cls(problem, lower_batch, upper_batch, lower_optimizer,
                    y=detached(problem.lower, requires_grad=True),
                    x=detached(problem.upper_variables(), requires_grad=True),
-                   buffers={k: b.detach().clone() for k, b in problem.buffers.items()})
+                   buffers=cloned(problem.buffers))
+
+    def partials(self, loss: Tensor, y: TensorDict) -> tuple[TensorDict, TensorDict]:
+        """``(d loss / d x, d loss / d y)`` for the upper variables ``self.x`` and the lower ``y``
+        (one backward pass)."""
+        both = grad(loss, {**self.x, **{"\0" + k: v for k, v in y.items()}})
+        return {k: both[k] for k in self.x}, {k: both["\0" + k] for k in y}
 
     def upper_only(self, x: TensorDict) -> TensorDict:
         """The problem's upper variables out of ``x`` (auxiliary ones dropped)."""
@@ -90,7 +96,11 @@ class Method:
     ``hypergradient`` returns as ``Hypergradient.lower``. State such a method keeps across
     calls (auxiliary lower copies, iteration counters) lives in the method object: build it once
     (``make_method``), pass the object to every call, and checkpoint it with ``state_dict`` /
-    ``load_state_dict``."""
+    ``load_state_dict``.
+
+    What a loop asks of every method is declared here with its default, for subclasses to
+    override: ``updates_lower``, ``state_dict`` / ``load_state_dict`` (no state),
+    ``auxiliary_optimizer`` (none of its own), ``replicated_state`` (nothing to average)."""
 
     name: ClassVar[str] = ""
     Config: ClassVar[type] = object
@@ -129,6 +139,11 @@ class Method:
         """The optimizer for the auxiliary upper variables this method adds (``params``), or
         ``None`` to let the caller optimise them with the upper variables (default)."""
         return None
+
+    def replicated_state(self) -> list[Tensor]:
+        """The state tensors a data-parallel loop averages over the processes after each call
+        (default: none)."""
+        return []
 
 
 def check_positive(name: str, value: float, integer: bool = False, allow_zero: bool = False) -> None:

@@ -13,7 +13,7 @@ The loop knows no application: losses, variables and optimizers come from the ca
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
 import torch
@@ -52,7 +52,6 @@ class Group:
     lower: LowerLevel
     every: int = 1
     grad_clip: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if int(self.every) < 1:

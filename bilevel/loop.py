@@ -10,6 +10,7 @@ from torch import Tensor
 
 from .hypergradient import hypergradient, make_method
 from .problem import BilevelProblem
+from .tensors import cloned
 
 Hook = Callable[["BilevelLoop", dict[str, Any]], None]
 #: ``reduce(tensors)``: replace each tensor by its mean over the processes of a data-parallel run.
@@ -109,8 +110,7 @@ class BilevelLoop:
         if not aux:
             return
         if "auxiliary_optimizer" not in self.shared:
-            make = getattr(self.method, "auxiliary_optimizer", None)
-            own = make(aux) if callable(make) else None
+            own = self.method.auxiliary_optimizer(aux)
             self.shared["own_auxiliary_optimizer"] = own is not None
             self.shared["auxiliary_optimizer"] = self.upper_optimizer if own is None else own
         opt = self.shared["auxiliary_optimizer"]
@@ -124,8 +124,7 @@ class BilevelLoop:
         hg = hypergradient(self.problem, self.method, lower_batch, upper_batch, self.lower_optimizer)
         self.adopt_auxiliary()
         if self.reduce is not None:
-            state = getattr(self.method, "replicated_state", None)
-            self.reduce([*hg.values(), *(hg.lower or {}).values(), *(state() if callable(state) else [])])
+            self.reduce([*hg.values(), *(hg.lower or {}).values(), *self.method.replicated_state()])
         d = hg.diagnostics
         for key in ("upper_loss", "lower_loss"):
             if key in d:
@@ -141,7 +140,7 @@ class BilevelLoop:
         if aux_opt is not self.upper_optimizer:
             aux_opt.step()
             aux_opt.zero_grad(set_to_none=True)
-        self._lower_direction = getattr(hg, "lower", None) if getattr(self.method, "updates_lower", False) else None
+        self._lower_direction = hg.lower if self.method.updates_lower else None
         return {"upper_loss": d.get("upper_loss", float("nan")), "hypergrad_norm": norm,
                 "hypergrad_time_s": d["time_s"]}
 
@@ -217,11 +216,10 @@ class BilevelLoop:
     def state_dict(self) -> dict[str, Any]:
         """Step count, auxiliary variables (detached), their own optimizer and the method's state."""
         aux_opt = self.shared.get("auxiliary_optimizer") if self.shared.get("own_auxiliary_optimizer") else None
-        method_state = getattr(self.method, "state_dict", None)
         return {"step": self.step_count,
-                "auxiliary": {k: v.detach().clone() for k, v in self.problem.auxiliary.items()},
+                "auxiliary": cloned(self.problem.auxiliary),
                 "auxiliary_optimizer": None if aux_opt is None else aux_opt.state_dict(),
-                "method": method_state() if callable(method_state) else {}}
+                "method": self.method.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what ``state_dict`` saved (call before the first step of a resumed run)."""
@@ -237,6 +235,5 @@ class BilevelLoop:
         self.adopt_auxiliary()
         if state.get("auxiliary_optimizer") is not None and self.shared.get("own_auxiliary_optimizer"):
             self.shared["auxiliary_optimizer"].load_state_dict(state["auxiliary_optimizer"])
-        load_method = getattr(self.method, "load_state_dict", None)
-        if callable(load_method) and state.get("method"):
-            load_method(state["method"])
+        if state.get("method"):
+            self.method.load_state_dict(state["method"])

@@ -1,7 +1,7 @@
 """Arithmetic on dicts of tensors (name -> tensor), the vectors of the hypergradient methods."""
 from __future__ import annotations
 
-from typing import Any, ContextManager, Iterable, Mapping, Sequence
+from typing import Any, ContextManager, Mapping, Sequence, overload
 
 import torch
 from torch import Tensor
@@ -57,6 +57,25 @@ def detached(x: Mapping[str, Tensor], requires_grad: bool = False) -> TensorDict
     return {k: v.detach().requires_grad_(requires_grad) for k, v in x.items()}
 
 
+@overload
+def cloned(x: Mapping[str, Tensor]) -> TensorDict: ...
+
+
+@overload
+def cloned(x: None) -> None: ...
+
+
+def cloned(x: Mapping[str, Tensor] | None) -> TensorDict | None:
+    """Detached copies of ``x``'s tensors (state kept or checkpointed); ``None`` stays ``None``."""
+    return None if x is None else {k: v.detach().clone() for k, v in x.items()}
+
+
+def same_layout(a: Mapping[str, Tensor], b: Mapping[str, Tensor]) -> bool:
+    """Whether ``a`` and ``b`` hold the same names with tensors of the same shapes (state kept for
+    one problem's variables checked against the variables of a call)."""
+    return set(a) == set(b) and all(a[k].shape == b[k].shape for k in b)
+
+
 def grad(output: Tensor | Sequence[Tensor], inputs: Mapping[str, Tensor], create_graph: bool = False,
          retain_graph: bool | None = None, grad_outputs: Tensor | Sequence[Tensor] | None = None
          ) -> TensorDict:
@@ -91,7 +110,3 @@ def full_precision(x: Mapping[str, Tensor]) -> ContextManager[Any]:
     a difference of two gradients at ``y +/- eps v`` cancels to noise in bf16/fp16."""
     device_type = next(iter(x.values())).device.type if x else "cpu"
     return torch.autocast(device_type, enabled=False)
-
-
-def total_numel(xs: Iterable[Tensor]) -> int:
-    return sum(t.numel() for t in xs)

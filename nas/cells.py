@@ -21,6 +21,7 @@ from nas.ops import DARTS_PRIMITIVES, OPS, FactorizedReduce, OpFactory, ReLUConv
 __all__ = [
     "drop_path",
     "num_dag_edges",
+    "cell_stack",
     "SearchCell",
     "Cell",
     "ChainSearchCell",
@@ -88,6 +89,39 @@ class _DagCell(nn.Module):
         for i in range(self.steps):
             states.append(node(i, states))
         return torch.cat([states[j] for j in self.concat], dim=1)
+
+
+def cell_stack(
+    C: int,
+    layers: int,
+    stem_multiplier: int,
+    in_channels: int,
+    make_cell: Callable[[int, int, int, bool, bool], _DagCell],
+) -> tuple[nn.Sequential, nn.ModuleList, list[int]]:
+    """DARTS's macro layout: a stem (3x3 conv + BN, ``in_channels -> stem_multiplier * C``), then
+    ``layers`` cells with reductions (channels doubled) at ``layers//3`` and ``2*layers//3``.
+
+    ``make_cell(C_prev_prev, C_prev, C_cell, reduction, reduction_prev)`` builds each cell (in
+    order: parameters are initialised stem first, then cell by cell). Returns the stem, the
+    cells, and ``channels``: ``channels[0]`` those of the stem's output, ``channels[i]`` those of
+    cell ``i - 1``'s (``multiplier * C_cell``).
+    """
+    C_curr = stem_multiplier * C
+    stem = nn.Sequential(nn.Conv2d(in_channels, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr))
+    channels = [C_curr]
+    C_prev_prev, C_prev, C_curr = C_curr, C_curr, C
+    cells = nn.ModuleList()
+    reduction_prev = False
+    for i in range(layers):
+        reduction = i in (layers // 3, 2 * layers // 3)
+        if reduction:
+            C_curr *= 2
+        cell = make_cell(C_prev_prev, C_prev, C_curr, reduction, reduction_prev)
+        cells.append(cell)
+        reduction_prev = reduction
+        C_prev_prev, C_prev = C_prev, cell.multiplier * C_curr
+        channels.append(C_prev)
+    return stem, cells, channels
 
 
 class SearchCell(_DagCell):

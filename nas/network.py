@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nas.cells import Cell
+from nas.cells import Cell, cell_stack
 from nas.genotype import DARTS_V2, Genotype
 from nas.ops import OPS
 
@@ -61,31 +61,17 @@ class DartsNetwork(nn.Module):
         self.layers = layers
         self.auxiliary = auxiliary
         self.drop_path_prob = drop_path_prob
-        C_curr = stem_multiplier * C
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr)
-        )
-        C_prev_prev, C_prev, C_curr = C_curr, C_curr, C
-        self.cells = nn.ModuleList()
-        reduction_prev = False
-        C_aux = C_prev
-        for i in range(layers):
-            reduction = i in (layers // 3, 2 * layers // 3)
-            if reduction:
-                C_curr *= 2
+
+        def make_cell(C_prev_prev: int, C_prev: int, C_cell: int, reduction: bool, reduction_prev: bool) -> Cell:
             kind = "reduce" if reduction else "normal"
-            cell = Cell(
-                genotype.cells[kind], genotype.concat[kind],
-                C_prev_prev, C_prev, C_curr, reduction, reduction_prev, OPS,
-            )
-            self.cells.append(cell)
-            reduction_prev = reduction
-            C_prev_prev, C_prev = C_prev, cell.multiplier * C_curr
-            if i == 2 * layers // 3:
-                C_aux = C_prev
+            return Cell(genotype.cells[kind], genotype.concat[kind],
+                        C_prev_prev, C_prev, C_cell, reduction, reduction_prev, OPS)
+
+        self.stem, self.cells, channels = cell_stack(C, layers, stem_multiplier, in_channels, make_cell)
+        C_aux = channels[2 * layers // 3 + 1] if layers else channels[0]  # the output of cell 2*layers//3
         self.auxiliary_head = AuxiliaryHeadCIFAR(C_aux, num_classes) if auxiliary else None
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(C_prev, num_classes)
+        self.classifier = nn.Linear(channels[-1], num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         aux_logits = None

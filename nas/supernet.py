@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas.cells import SearchCell, num_dag_edges
+from nas.cells import SearchCell, cell_stack, num_dag_edges
 from nas.genotype import Genotype, derive_darts
 from nas.ops import DARTS_PRIMITIVES, OPS
 
@@ -53,26 +53,14 @@ class DartsSupernet(nn.Module):
         self.steps = steps
         self.multiplier = multiplier
         self.edge_norm = edge_norm
-        C_curr = stem_multiplier * C
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr)
-        )
-        C_prev_prev, C_prev, C_curr = C_curr, C_curr, C
-        self.cells = nn.ModuleList()
-        reduction_prev = False
-        for i in range(layers):
-            reduction = i in (layers // 3, 2 * layers // 3)
-            if reduction:
-                C_curr *= 2
-            cell = SearchCell(
-                steps, multiplier, C_prev_prev, C_prev, C_curr, reduction, reduction_prev,
-                self.primitives, OPS, partial_k, edge_norm,
-            )
-            self.cells.append(cell)
-            reduction_prev = reduction
-            C_prev_prev, C_prev = C_prev, multiplier * C_curr
+
+        def make_cell(C_prev_prev: int, C_prev: int, C_cell: int, reduction: bool, reduction_prev: bool) -> SearchCell:
+            return SearchCell(steps, multiplier, C_prev_prev, C_prev, C_cell, reduction, reduction_prev,
+                              self.primitives, OPS, partial_k, edge_norm)
+
+        self.stem, self.cells, channels = cell_stack(C, layers, stem_multiplier, in_channels, make_cell)
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(C_prev, num_classes)
+        self.classifier = nn.Linear(channels[-1], num_classes)
 
         E, P = num_dag_edges(steps), len(self.primitives)
         self.alphas_normal = nn.Parameter(1e-3 * torch.randn(E, P))

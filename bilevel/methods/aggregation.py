@@ -12,40 +12,34 @@ from ..lower_step import rule_for, unroll
 from ..problem import BilevelProblem
 from ..tensors import TensorDict, detached, grad
 from ..trajectory import trajectory_gradient
-from .unrolled import check_every
+from .unrolled import RADConfig
 
 INIT_PREFIX = "iaptt_init/"
 
 
 @dataclass
-class BDAConfig:
+class BDAConfig(RADConfig):
     """Options of ``bda`` (Liu et al., ICML 2020).
 
     steps: lower updates unrolled (and differentiated) from the current lower variables.
     lr: ``s_l``, the step on the lower gradient; ``None`` takes the lower optimizer's.
+    checkpoint_every: as ``rad``'s (``None``: keep the whole graph; ``K``: recompute segments of
+        ``K`` steps in the backward pass).
     upper_lr: ``s_u``, the step on the upper gradient ``grad_y F``.
     mu: aggregation weight at the first step, in (0, 1).
     mu_decay: ``None`` for ``mu_k = mu / (k + 1)`` (the paper's schedule: ``mu_k -> 0``,
         ``sum mu_k = inf``); a number ``r`` in (0, 1] for ``mu_k = mu * r**k``.
-    checkpoint_every: as ``rad``'s (``None``: keep the whole graph; ``K``: recompute segments of
-        ``K`` steps in the backward pass).
     Update: ``y <- y - (mu_k * s_u * grad_y F(x, y) + (1 - mu_k) * s_l * grad_y f(x, y))``; with a
     lower optimizer, its rule (momentum, Adam moments) is applied to the direction
     ``(mu_k * s_u / s_l) * grad_y F + (1 - mu_k) * grad_y f`` with learning rate ``s_l``.
     """
 
-    steps: int = 10
-    lr: float | None = 0.1
     upper_lr: float = 0.1
     mu: float = 0.5
     mu_decay: float | None = None
-    checkpoint_every: int | None = None
 
     def __post_init__(self) -> None:
-        check_positive("steps", self.steps, integer=True)
-        check_every(self.checkpoint_every)
-        if self.lr is not None:
-            check_positive("lr", self.lr)
+        super().__post_init__()
         check_positive("upper_lr", self.upper_lr, allow_zero=True)
         if not 0.0 < self.mu < 1.0:
             raise OptionError(f"option mu must be in (0, 1), got {self.mu!r}")
@@ -94,11 +88,12 @@ class BDA(Method):
 
 
 @dataclass
-class IAPTTConfig:
+class IAPTTConfig(RADConfig):
     """Options of ``iaptt`` (Liu et al., ICML 2021).
 
     steps: length ``T`` of the lower trajectory.
     lr: lower step size (``None``: the lower optimizer's).
+    checkpoint_every: as ``rad``'s, for the ``k*`` differentiated steps.
     auxiliary_init: start the trajectory from a learnable initial point ``z`` (an auxiliary upper
         variable per lower variable, named ``iaptt_init/<name>``, initialised to the lower
         variables at the first call); ``False`` starts from the current lower variables.
@@ -108,22 +103,15 @@ class IAPTTConfig:
     ``k* = argmax_{1<=k<=T} F(x, y_k)``, backpropagated through the first ``k*`` steps. The
     trajectory is first run without a graph to find ``k*``, then its first ``k*`` steps are run
     again with one: the graph (memory) follows ``k*``, not ``T``, for ``T + k*`` lower steps.
-    checkpoint_every: as ``rad``'s, for the ``k*`` differentiated steps.
     """
 
-    steps: int = 10
-    lr: float | None = 0.1
     auxiliary_init: bool = True
     init_optimizer: str = "sgd"
     init_lr: float = 0.01
     init_momentum: float = 0.0
-    checkpoint_every: int | None = None
 
     def __post_init__(self) -> None:
-        check_positive("steps", self.steps, integer=True)
-        check_every(self.checkpoint_every)
-        if self.lr is not None:
-            check_positive("lr", self.lr)
+        super().__post_init__()
         if self.init_optimizer not in ("sgd", "adam"):
             raise OptionError(f"option init_optimizer must be 'sgd' or 'adam', got {self.init_optimizer!r}")
         check_positive("init_lr", self.init_lr)

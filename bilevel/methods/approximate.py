@@ -13,7 +13,7 @@
   derivation. Exact when the lower variable is a scalar and ``f = a/2 (y - h(x))^2`` (then
   ``d_x f / grad_y f = -h'(x) = H_xy / H_yy``); a term of ``f`` in ``x`` alone breaks this
   (``d_x f`` stays nonzero at the lower solution while ``s ~ 1/||grad_y f||``: the estimate
-  blows up as the lower problem is solved; see the many-solution table in the README).
+  blows up as the lower problem is solved; see the many-solution table in docs/library.md).
 * ``fdhg``: the hyper-parameter gradient of the bilevel registration work (Liu et al., TPAMI 2021,
   "learning deformable image registration from optimization"; its public hyper-optimizer):
   one virtual lower step (following the lower SGD optimizer's momentum and weight decay), then
@@ -29,7 +29,6 @@ from typing import Any
 
 from ..base import Context, Method, OptionError, check_positive
 from ..tensors import TensorDict, dot
-from .joint import partials
 from .one_step import Darts2
 
 
@@ -61,9 +60,9 @@ class IAS(Method):
     def compute(self, ctx: Context) -> tuple[TensorDict, dict[str, Any]]:
         cfg = self.config
         upper = ctx.F(ctx.y)
-        Fx, Fy = partials(ctx, upper, ctx.y)
+        Fx, Fy = ctx.partials(upper, ctx.y)
         lower = ctx.f(ctx.y)
-        fx, fy = partials(ctx, lower, ctx.y)
+        fx, fy = ctx.partials(lower, ctx.y)
         gg = dot(fy, fy)
         s = dot(fy, Fy) / (gg + cfg.eps) if float(gg) + cfg.eps > 0 else gg * 0.0  # 0/0 -> 0
         return {k: Fx[k] - cfg.scale * s * fx[k] for k in Fx}, {

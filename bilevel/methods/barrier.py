@@ -27,9 +27,9 @@ from typing import Any
 
 import torch
 
-from ..base import Context, Method, check_positive
-from ..tensors import TensorDict, grad
-from .joint import StateMixin, partials
+from ..base import Context, check_positive
+from ..tensors import TensorDict, detached, grad
+from .joint import StatefulMethod
 
 
 @dataclass
@@ -66,22 +66,18 @@ class BVFIMConfig:
         return self.mu / d, self.theta / math.sqrt(d), self.reg_upper / d, self.reg_lower / d
 
 
-class BVFIM(StateMixin, Method):
+class BVFIM(StatefulMethod):
     """BVFIM: log barrier on the value-function constraint; auxiliary ``z`` tracks ``phi(x)``."""
 
     name = "bvfim"
     Config = BVFIMConfig
     updates_lower = True
 
-    def __init__(self, config: BVFIMConfig) -> None:
-        super().__init__(config)
-        self._init_state()
-
     def compute(self, ctx: Context) -> tuple[TensorDict, dict[str, Any]]:
         cfg = self.config
         mu, theta, mu1, mu2 = cfg.schedule(self.iteration)
         self.iteration += 1
-        x_fixed = {k: v.detach() for k, v in ctx.x.items()}
+        x_fixed = detached(ctx.x)
         y = ctx.y
 
         def f2(v: TensorDict, x: TensorDict | None = None) -> torch.Tensor:
@@ -94,12 +90,12 @@ class BVFIM(StateMixin, Method):
             z = {k: (z[k] - cfg.lr * g[k]).detach() for k in z}
         self.aux = z
         upper = ctx.F(y)
-        Fx, Fy = partials(ctx, upper, y)
+        Fx, Fy = ctx.partials(upper, y)
         lower = ctx.f(y)
-        fx, fy = partials(ctx, lower, y)
+        fx, fy = ctx.partials(lower, y)
         zx = grad(ctx.f(z), ctx.x)
         with torch.no_grad():
-            slack = mu + float(f2(z, x_fixed)) - float(f2({k: v.detach() for k, v in y.items()}, x_fixed))
+            slack = mu + float(f2(z, x_fixed)) - float(f2(detached(y), x_fixed))
             inv_w = slack / theta if slack > 0 else 0.0  # 1/w; infeasible: w -> inf
             ctx.lower_direction = {k: inv_w * (Fy[k] + mu1 * y[k]) + fy[k] + mu2 * y[k] for k in fy}
         return {k: inv_w * Fx[k] + fx[k] - zx[k] for k in Fx}, {

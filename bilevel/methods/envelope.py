@@ -22,9 +22,9 @@ from typing import Any
 
 import torch
 
-from ..base import Context, Method, check_positive
-from ..tensors import TensorDict, grad
-from .joint import StateMixin, descend, partials
+from ..base import Context, check_positive
+from ..tensors import TensorDict, detached, grad
+from .joint import StatefulMethod, descend
 
 
 @dataclass
@@ -57,28 +57,24 @@ class MEHAConfig:
         return self.c0 * (k + 1) ** self.p
 
 
-class MEHA(StateMixin, Method):
+class MEHA(StatefulMethod):
     """MEHA: Moreau-envelope penalty, proximal variable ``theta`` kept across calls."""
 
     name = "meha"
     Config = MEHAConfig
     updates_lower = True
 
-    def __init__(self, config: MEHAConfig) -> None:
-        super().__init__(config)
-        self._init_state()
-
     def compute(self, ctx: Context) -> tuple[TensorDict, dict[str, Any]]:
         cfg = self.config
         y = ctx.y
-        theta = descend(ctx, self._aux(y), cfg.steps, cfg.eta, anchor=detached_copy(y), prox=1.0 / cfg.gamma)
+        theta = descend(ctx, self._aux(y), cfg.steps, cfg.eta, anchor=detached(y), prox=1.0 / cfg.gamma)
         self.aux = theta
         c = cfg.weight(self.iteration)
         self.iteration += 1
         upper = ctx.F(y)
-        Fx, Fy = partials(ctx, upper, y)
+        Fx, Fy = ctx.partials(upper, y)
         lower = ctx.f(y)
-        fx, fy = partials(ctx, lower, y)
+        fx, fy = ctx.partials(lower, y)
         tx = grad(ctx.f(theta), ctx.x)
         with torch.no_grad():
             ctx.lower_direction = {k: Fy[k] / c + fy[k] - (y[k] - theta[k]) / cfg.gamma for k in fy}
@@ -86,7 +82,3 @@ class MEHA(StateMixin, Method):
         return {k: Fx[k] / c + fx[k] - tx[k] for k in Fx}, {
             "lower_loss": float(lower.detach()), "upper_loss": float(upper.detach()),
             "gap": float(lower.detach() - envelope), "penalty": c}
-
-
-def detached_copy(y: TensorDict) -> TensorDict:
-    return {k: v.detach() for k, v in y.items()}

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from ..base import Context, Method, OptionError, check_positive
 from ..solvers import conjugate_gradient, neumann_series
-from ..tensors import TensorDict, full_precision, grad, norm, vjp
+from ..tensors import TensorDict, cloned, full_precision, grad, norm, same_layout, vjp
 
 
 @dataclass
@@ -79,7 +79,9 @@ class _Implicit(Method):
 
     @property
     def warm(self) -> bool:
-        return bool(getattr(self.config, "warm_start", False))
+        """Whether ``v`` is kept and the next solve starts from it (``cg``/``neumann``: the
+        ``warm_start`` option; a subclass without that option sets ``warm`` as a class attribute)."""
+        return self.config.warm_start
 
     def _solve(self, hvp, b: TensorDict, x0: TensorDict | None) -> tuple[TensorDict, dict[str, Any]]:
         raise NotImplementedError
@@ -88,7 +90,7 @@ class _Implicit(Method):
         """The previous solution (``None`` on the first call, or when not warm)."""
         if not self.warm or self.v is None:
             return None
-        if set(self.v) != set(y) or any(self.v[k].shape != y[k].shape for k in y):
+        if not same_layout(self.v, y):
             raise ValueError(f"method {self.name!r} holds a solution for other lower variables "
                              f"({sorted(self.v)}); build a new method for this problem")
         return {k: self.v[k].to(y[k]) for k in y}
@@ -96,7 +98,7 @@ class _Implicit(Method):
     def state_dict(self) -> dict[str, Any]:
         if not self.warm:
             return {}
-        return {"v": None if self.v is None else {k: t.detach().clone() for k, t in self.v.items()}}
+        return {"v": cloned(self.v)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if not self.warm:
@@ -104,8 +106,7 @@ class _Implicit(Method):
         unknown = set(state) - {"v"}
         if unknown:
             raise ValueError(f"unknown state keys {sorted(unknown)} for method {self.name!r}")
-        v = state.get("v")
-        self.v = None if v is None else {k: t.detach().clone() for k, t in v.items()}
+        self.v = cloned(state.get("v"))
 
     def replicated_state(self) -> list[Tensor]:
         """The kept solution, averaged over the processes of a data-parallel loop (each solves its
@@ -123,9 +124,7 @@ class _Implicit(Method):
     def _compute(self, ctx: Context) -> tuple[TensorDict, dict[str, Any]]:
         y, x = ctx.y, ctx.x
         upper = ctx.F(y, x)
-        both = grad(upper, {**x, **{"\0" + k: v for k, v in y.items()}})
-        gx = {k: both[k] for k in x}
-        gy = {k: both["\0" + k] for k in y}
+        gx, gy = ctx.partials(upper, y)
         lower = ctx.f(y, x)
         gyf = grad(lower, y, create_graph=True)
 
@@ -134,7 +133,7 @@ class _Implicit(Method):
 
         v, diag = self._solve(hvp, gy, self._start(y))
         if self.warm:
-            self.v = {k: t.detach().clone() for k, t in v.items()}
+            self.v = cloned(v)
         mixed = vjp(gyf, x, v)
         diag.update(lower_loss=float(lower.detach()), upper_loss=float(upper.detach()),
                     lower_grad_norm=float(norm(gyf)), v_norm=float(norm(v)))

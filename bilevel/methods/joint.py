@@ -35,13 +35,7 @@ import torch
 from torch import Tensor
 
 from ..base import Context, Method, OptionError, check_positive
-from ..tensors import TensorDict, detached, dot, grad, norm
-
-
-def partials(ctx: Context, loss: Tensor, y: TensorDict) -> tuple[TensorDict, TensorDict]:
-    """``(d loss / d x, d loss / d y)`` for the upper variables ``ctx.x`` and the lower ``y``."""
-    both = grad(loss, {**ctx.x, **{"\0" + k: v for k, v in y.items()}})
-    return {k: both[k] for k in ctx.x}, {k: both["\0" + k] for k in y}
+from ..tensors import TensorDict, cloned, detached, dot, grad, norm, same_layout
 
 
 def descend(ctx: Context, start: TensorDict, steps: int, lr: float,
@@ -60,19 +54,20 @@ def descend(ctx: Context, start: TensorDict, steps: int, lr: float,
     return detached(z)
 
 
-class StateMixin:
-    """A lower-shaped auxiliary variable and an iteration counter kept across calls."""
+class StatefulMethod(Method):
+    """A method keeping a lower-shaped auxiliary variable and an iteration counter across calls."""
 
-    def _init_state(self) -> None:
+    def __init__(self, config: Any) -> None:
+        super().__init__(config)
         self.aux: TensorDict | None = None
         self.iteration = 0
 
     def _aux(self, y: TensorDict) -> TensorDict:
         """The auxiliary variable, started at the lower variables on the first call."""
         if self.aux is None:
-            self.aux = {k: v.detach().clone() for k, v in y.items()}
-        elif set(self.aux) != set(y) or any(self.aux[k].shape != y[k].shape for k in y):
-            raise ValueError(f"method {self.name!r} holds state for other lower variables "  # type: ignore[attr-defined]
+            self.aux = cloned(y)
+        elif not same_layout(self.aux, y):
+            raise ValueError(f"method {self.name!r} holds state for other lower variables "
                              f"({sorted(self.aux)}); build a new method for this problem")
         return self.aux
 
@@ -82,15 +77,13 @@ class StateMixin:
         return [] if self.aux is None else list(self.aux.values())
 
     def state_dict(self) -> dict[str, Any]:
-        aux = None if self.aux is None else {k: v.detach().clone() for k, v in self.aux.items()}
-        return {"aux": aux, "iteration": self.iteration}
+        return {"aux": cloned(self.aux), "iteration": self.iteration}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         unknown = set(state) - {"aux", "iteration"}
         if unknown:
-            raise ValueError(f"unknown state keys {sorted(unknown)} for method {self.name!r}")  # type: ignore[attr-defined]
-        aux = state.get("aux")
-        self.aux = None if aux is None else {k: v.detach().clone() for k, v in aux.items()}
+            raise ValueError(f"unknown state keys {sorted(unknown)} for method {self.name!r}")
+        self.aux = cloned(state.get("aux"))
         self.iteration = int(state.get("iteration", 0))
 
 
@@ -125,10 +118,10 @@ class BOME(Method):
         cfg = self.config
         theta = descend(ctx, ctx.y, cfg.steps, cfg.lr)
         upper = ctx.F(ctx.y)
-        Fx, Fy = partials(ctx, upper, ctx.y)
+        Fx, Fy = ctx.partials(upper, ctx.y)
         lower = ctx.f(ctx.y)
         q = lower - ctx.f(theta)
-        qx, qy = partials(ctx, q, ctx.y)
+        qx, qy = ctx.partials(q, ctx.y)
         qq = dot(qx, qx) + dot(qy, qy)
         Fq = dot(Fx, qx) + dot(Fy, qy)
         lam = torch.clamp((cfg.eta * qq - Fq) / qq, min=0.0) if float(qq) > 0 else torch.zeros_like(qq)
@@ -164,9 +157,9 @@ def penalty_directions(ctx: Context, z: TensorDict, weight: float) -> tuple[Tens
     forward (one pass of the sum would hold all three graphs at once: twice the peak memory on
     benchmarks/hypergrad.py's CNN)."""
     upper = ctx.F(ctx.y)
-    Fx, Fy = partials(ctx, upper, ctx.y)
+    Fx, Fy = ctx.partials(upper, ctx.y)
     lower = ctx.f(ctx.y)
-    fx, fy = partials(ctx, lower, ctx.y)
+    fx, fy = ctx.partials(lower, ctx.y)
     lower_z = ctx.f(z)
     zx = grad(lower_z, ctx.x)
     inv = 1.0 / weight
@@ -221,16 +214,12 @@ class F2SAConfig:
         return min(self.lam + self.lam_step * k, self.lam_max)
 
 
-class F2SA(StateMixin, Method):
+class F2SA(StatefulMethod):
     """F2SA: penalty direction with a growing multiplier and a warm-started auxiliary copy ``z``."""
 
     name = "f2sa"
     Config = F2SAConfig
     updates_lower = True
-
-    def __init__(self, config: F2SAConfig) -> None:
-        super().__init__(config)
-        self._init_state()
 
     def compute(self, ctx: Context) -> tuple[TensorDict, dict[str, Any]]:
         cfg = self.config

@@ -72,16 +72,14 @@ class Darts2(Method):
         rule = rule_for(ctx.lower_optimizer, ctx.problem.lower, xi, "darts2")
         xi = rule.lr
         y = ctx.y
-        x_fixed = {k: v.detach() for k, v in ctx.x.items()}
+        x_fixed = detached(ctx.x)
         lower = ctx.f(y, x_fixed)
         g = detached(grad(lower, y), requires_grad=True)
         with torch.enable_grad():
             y_step, _ = rule.step(detached(y), g, rule.initial_state())
         y_virtual = detached(y_step, requires_grad=True)
         upper = ctx.F(y_virtual, ctx.x)
-        both = grad(upper, {**ctx.x, **{"\0" + k: v for k, v in y_virtual.items()}})
-        gx = {k: both[k] for k in ctx.x}
-        v = {k: both["\0" + k] for k in y_virtual}
+        gx, v = ctx.partials(upper, y_virtual)
         w = vjp(y_step, g, v)  # (d y'/d g)^T v: elementwise rule, no second derivative of f
         w_norm = norm(w)
         diag: dict[str, Any] = {"lower_loss": float(lower.detach()), "upper_loss": float(upper.detach()),

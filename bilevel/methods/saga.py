@@ -21,7 +21,7 @@ from typing import Any, Mapping
 
 from torch import Tensor
 
-from ..tensors import TensorDict
+from ..tensors import TensorDict, cloned
 
 
 class MissingIndexError(ValueError):
@@ -53,10 +53,6 @@ def batch_index(batch: Any, key: str) -> int:
     return value
 
 
-def _clone(d: TensorDict) -> TensorDict:
-    return {k: v.detach().clone() for k, v in d.items()}
-
-
 class SagaMemory:
     """One SAGA table: minibatch id -> the values last computed on it, and their running sum."""
 
@@ -70,8 +66,8 @@ class SagaMemory:
         fresh = {k: v.detach() for k, v in fresh.items()}
         old = self.entries.get(index)
         if old is None:
-            self.entries[index] = _clone(fresh)
-            self.total = _clone(fresh) if self.total is None else {k: self.total[k] + fresh[k] for k in fresh}
+            self.entries[index] = cloned(fresh)
+            self.total = cloned(fresh) if self.total is None else {k: self.total[k] + fresh[k] for k in fresh}
             return fresh
         if set(old) != set(fresh):
             raise ValueError(f"memory holds {sorted(old)}, got {sorted(fresh)}; build a new method for this problem")
@@ -79,16 +75,16 @@ class SagaMemory:
         n = len(self.entries)
         out = {k: fresh[k] - old[k] + self.total[k] / n for k in fresh}
         self.total = {k: self.total[k] + (fresh[k] - old[k]) for k in fresh}
-        self.entries[index] = _clone(fresh)
+        self.entries[index] = cloned(fresh)
         return out
 
     def state_dict(self) -> dict[str, Any]:
-        return {"entries": {i: _clone(e) for i, e in self.entries.items()},
-                "total": None if self.total is None else _clone(self.total)}
+        return {"entries": {i: cloned(e) for i, e in self.entries.items()},
+                "total": cloned(self.total)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.entries = {int(i): _clone(e) for i, e in state["entries"].items()}
-        self.total = None if state["total"] is None else _clone(state["total"])
+        self.entries = {int(i): cloned(e) for i, e in state["entries"].items()}
+        self.total = cloned(state["total"])
 
     def nbytes(self) -> int:
         """Bytes the table holds (entries and sum)."""

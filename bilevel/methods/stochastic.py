@@ -37,8 +37,7 @@ from typing import Any
 from torch import Tensor
 
 from ..base import Context, Method, OptionError, check_positive
-from ..tensors import TensorDict, full_precision, grad, norm, vjp
-from .joint import partials
+from ..tensors import TensorDict, cloned, full_precision, grad, norm, same_layout, vjp
 from .saga import SagaMemory, batch_index
 
 
@@ -48,7 +47,7 @@ def oracles(ctx: Context, v: TensorDict) -> tuple[dict[str, TensorDict], dict[st
     (lower shapes) and ``grad_Fx`` (upper shapes) on the upper batch. Also the two losses."""
     y, x = ctx.y, ctx.x
     upper = ctx.F(y, x)
-    Fx, Fy = partials(ctx, upper, y)
+    Fx, Fy = ctx.partials(upper, y)
     lower = ctx.f(y, x)
     gyf = grad(lower, y, create_graph=True)
     both = vjp(gyf, {**x, **{"\0" + k: t for k, t in y.items()}}, v)
@@ -76,7 +75,7 @@ class _SingleLoop(Method):
     def _v(self, y: TensorDict) -> TensorDict:
         if self.v is None:
             self.v = {k: t.detach().new_zeros(t.shape) for k, t in y.items()}
-        elif set(self.v) != set(y) or any(self.v[k].shape != y[k].shape for k in y):
+        elif not same_layout(self.v, y):
             raise ValueError(f"method {self.name!r} holds v for other lower variables ({sorted(self.v)}); "
                              "build a new method for this problem")
         else:  # a state loaded from a checkpoint of another device
@@ -117,16 +116,14 @@ class _SingleLoop(Method):
         return [] if self.v is None else list(self.v.values())
 
     def state_dict(self) -> dict[str, Any]:
-        v = None if self.v is None else {k: t.detach().clone() for k, t in self.v.items()}
-        return {"v": v, "iteration": self.iteration, **self._extra_state()}
+        return {"v": cloned(self.v), "iteration": self.iteration, **self._extra_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         known = {"v", "iteration"} | set(self._extra_state())
         unknown = set(state) - known
         if unknown:
             raise ValueError(f"unknown state keys {sorted(unknown)} for method {self.name!r}")
-        v = state.get("v")
-        self.v = None if v is None else {k: t.detach().clone() for k, t in v.items()}
+        self.v = cloned(state.get("v"))
         self.iteration = int(state.get("iteration", 0))
         self._load_extra(state)
 
@@ -187,7 +184,7 @@ class MASOBA(_SingleLoop):
     def _upper(self, dx: TensorDict) -> TensorDict:
         th = self.config.theta
         h = self.h
-        if h is not None and (set(h) != set(dx) or any(h[k].shape != dx[k].shape for k in dx)):
+        if h is not None and not same_layout(h, dx):
             raise ValueError(f"method {self.name!r} holds an average for other upper variables ({sorted(h)})")
         self.h = {k: th * d if h is None else (1 - th) * h[k].to(d) + th * d for k, d in dx.items()}
         return {k: t.clone() for k, t in self.h.items()}  # the loop may clip the gradient in place
@@ -196,11 +193,10 @@ class MASOBA(_SingleLoop):
         return super().replicated_state() + ([] if self.h is None else list(self.h.values()))
 
     def _extra_state(self) -> dict[str, Any]:
-        return {"h": None if self.h is None else {k: t.detach().clone() for k, t in self.h.items()}}
+        return {"h": cloned(self.h)}
 
     def _load_extra(self, state: dict[str, Any]) -> None:
-        h = state.get("h")
-        self.h = None if h is None else {k: t.detach().clone() for k, t in h.items()}
+        self.h = cloned(state.get("h"))
 
 
 @dataclass

@@ -50,6 +50,7 @@ class StocBiO(_Implicit):
 
     name = "stocbio"
     Config = StocBiOConfig
+    warm = False
 
     def _solve(self, hvp, b: TensorDict, x0: TensorDict | None) -> tuple[TensorDict, dict[str, Any]]:
         v = neumann_series(hvp, b, self.config.iters, self.config.alpha)
@@ -77,10 +78,7 @@ class AmIGO(_Implicit):
 
     name = "amigo"
     Config = AmIGOConfig
-
-    @property
-    def warm(self) -> bool:
-        return True
+    warm = True
 
     def _solve(self, hvp, b: TensorDict, x0: TensorDict | None) -> tuple[TensorDict, dict[str, Any]]:
         # ``steps`` Richardson steps from x0 are the gradient steps on the quadratic; from 0 the

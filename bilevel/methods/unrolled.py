@@ -32,12 +32,6 @@ class UnrollConfig:
             check_positive("lr", self.lr)
 
 
-def check_every(value: int | None) -> None:
-    """``checkpoint_every`` is ``None`` or a positive integer."""
-    if value is not None:
-        check_positive("checkpoint_every", value, integer=True)
-
-
 @dataclass
 class RADConfig(UnrollConfig):
     """Options of ``rad``: ``steps`` and ``lr`` as above, and
@@ -52,7 +46,8 @@ class RADConfig(UnrollConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_every(self.checkpoint_every)
+        if self.checkpoint_every is not None:
+            check_positive("checkpoint_every", self.checkpoint_every, integer=True)
 
 
 @dataclass
