@@ -29,6 +29,7 @@ import torch  # noqa: E402
 
 import bilevel  # noqa: E402
 from benchmarks import problems  # noqa: E402
+from benchmarks.peers import upper_grads  # noqa: E402
 
 DT = torch.float64
 
@@ -93,9 +94,7 @@ def torchopt_side(spec, y0, kind: str, T: int, lr: float, wd: float, default_dty
             meta.step(spec.lower_loss(net, list(net.parameters()), hp, lb))
     finally:
         torch.set_default_dtype(default)
-    F = spec.upper_loss(net, list(net.parameters()), hp, ub)
-    grads = torch.autograd.grad(F, list(hp.values()), allow_unused=True)
-    g = {k: torch.zeros_like(hp[k]) if d is None else d for k, d in zip(hp, grads)}
+    g = upper_grads(spec.upper_loss(net, list(net.parameters()), hp, ub), hp)
     return g, {n: p.detach() for n, p in net.named_parameters()}
 
 

@@ -2,7 +2,8 @@
 
 One full search step = hypergradient of the alphas + Adam step on them + SGD step on the weights
 (clipped at 5), on the DARTS search supernet (8 cells x 16 channels, 10 classes, 32x32 inputs,
-batch 64 by default) built by ``ClassificationTask.build_search`` with DARTS's optimizers. Arms:
+batch 64 by default) built by the classification task's ``build_search`` with the settings of its
+``darts`` recipe (DARTS's optimizers and clips). Arms:
 
   ours-darts1, ours-darts2, ours-cg, ours-neumann   ``BilevelLoop(...).step(lower, upper)``
   hand-darts2                                       ``HandDarts2.step`` below: DARTS's
@@ -48,10 +49,13 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import bilevel  # noqa: E402
-from nas.classification import ClassificationTask  # noqa: E402
 from nas.supernet import DartsSupernet  # noqa: E402
-from benchmarks.harness import quiet_stderr  # noqa: E402
-from commands.threads import add_threads_flag, apply_threads  # noqa: E402
+from benchmarks.harness import peak_memory, pick_device, sync  # noqa: E402
+from runtime.threads import add_threads_flag, apply_threads  # noqa: E402
+from tasks.base import Task  # noqa: E402
+from tasks.registry import get_task  # noqa: E402
+from tasks.settings import Settings  # noqa: E402
+from tasks.training import make_optimizer  # noqa: E402
 
 Batch = dict[str, torch.Tensor]
 
@@ -114,59 +118,36 @@ class HandDarts2:
         self.w_opt.zero_grad(set_to_none=True)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def peak_alloc(call: Callable[[], Any], device: torch.device) -> float:
-    """Peak bytes allocated by ``call`` beyond what was allocated before it (see module doc)."""
-    if device.type == "cuda":
-        _sync(device)
-        base = torch.cuda.memory_allocated(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        call()
-        _sync(device)
-        return float(torch.cuda.max_memory_allocated(device) - base)
-    from torch.profiler import ProfilerActivity, profile
-
-    with quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        call()
-    try:
-        events = prof.profiler.kineto_results.events()
-    except AttributeError:  # profiler internals moved
-        return math.nan
-    cur = peak = 0
-    for _, nbytes in sorted((e.start_ns(), e.nbytes()) for e in events if e.name() == "[memory]"):
-        cur += nbytes
-        peak = max(peak, cur)
-    return float(peak)
-
-
 def peak_saved(call: Callable[[], Any]) -> float:
     with bilevel.saved_tensor_bytes() as meter:
         call()
     return float(meter.peak)
 
 
+def darts_search(args: argparse.Namespace) -> tuple[Task, Settings]:
+    """The classification task and its search settings of recipe ``darts`` at the benchmark's
+    sizes and seed (the data is never read: the arms get random batches)."""
+    task = get_task("classification")
+    s = task.settings("search", "darts").replace({"channels": args.channels, "layers": args.layers,
+                                                   "batch_size": args.batch_size, "seed": args.seed})
+    return task, s
+
+
 def build_arms(args: argparse.Namespace, device: torch.device) -> dict[str, Callable[[Batch, Batch], Any]]:
-    task = ClassificationTask()
-    config = {**task.search_defaults, "channels": args.channels, "layers": args.layers,
-              "batch_size": args.batch_size, "seed": args.seed, "data": None}
+    task, s = darts_search(args)
     options = {"darts1": {}, "darts2": {}, "cg": {"iters": args.implicit_iters, "tol": 0.0},
                "neumann": {"iters": args.implicit_iters, "alpha": 0.01}}
     arms: dict[str, Callable[[Batch, Batch], Any]] = {}
     for name in args.arms:
-        setup = task.build_search(config, device)  # same seed: identical supernets
+        setup = task.build_search(s, device)  # same seed: identical supernets
         group = setup.groups[0]
         if name == "hand-darts2":
-            arms[name] = HandDarts2(setup.supernet, setup.lower_optimizer, group.optimizer,
-                                    weight_clip=config["lower_grad_clip"]).step
+            arms[name] = HandDarts2(setup.supernet, group.lower.optimizer, group.optimizer,
+                                    weight_clip=s.lower_grad_clip).step
             continue
         method = name.removeprefix("ours-")
-        loop = bilevel.BilevelLoop(group.problem, method, group.optimizer, setup.lower_optimizer,
-                                   options[method], grad_clip=config["grad_clip"],
-                                   lower_grad_clip=config["lower_grad_clip"])
+        loop = bilevel.BilevelLoop(group.problem, method, group.optimizer, group.lower.optimizer,
+                                   options[method], grad_clip=s.grad_clip, lower_grad_clip=s.lower_grad_clip)
         arms[name] = loop.step
     return arms
 
@@ -175,23 +156,20 @@ def check_agreement(args: argparse.Namespace, device: torch.device) -> tuple[flo
     """Relative difference of ours-darts2's and hand-darts2's alpha gradients on the same state,
     in float64 (float32 finite differences of the supernet's gradient are noise-dominated: the two
     then differ by about 1e-2 although they compute the same thing) on a batch of at most 4."""
-    task = ClassificationTask()
-    config = {**task.search_defaults, "channels": args.channels, "layers": args.layers,
-              "seed": args.seed, "data": None}
+    task, s = darts_search(args)
     n = min(args.batch_size, 4)
     g = torch.Generator().manual_seed(args.seed + 1)
     lower, upper = (random_batch(n, device, g, torch.float64) for _ in range(2))
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     try:
-        setup = task.build_search(config, device)
+        setup = task.build_search(s, device)
     finally:
         torch.set_default_dtype(previous)
     group = setup.groups[0]
     hand = HandDarts2(copy.deepcopy(setup.supernet), None, None)  # type: ignore[arg-type]
-    hand.w_opt = torch.optim.SGD(hand.w, lr=config["lr"], momentum=config["momentum"],
-                                 weight_decay=config["weight_decay"])
-    ours = bilevel.hypergradient(group.problem, "darts2", lower, upper, setup.lower_optimizer)
+    hand.w_opt = make_optimizer("sgd", hand.w, s.lr, s.weight_decay, s.momentum)
+    ours = bilevel.hypergradient(group.problem, "darts2", lower, upper, group.lower.optimizer)
     theirs = hand.arch_grads(lower, upper)
     a = torch.cat([ours[k].flatten() for k in group.problem.upper])
     b = torch.cat([t.flatten() for t in theirs])
@@ -235,10 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     known = {"hand-darts2", "ours-darts1", "ours-darts2", "ours-cg", "ours-neumann"}
     if set(args.arms) - known:
         ap.error(f"unknown arms {sorted(set(args.arms) - known)}; choose from {sorted(known)}")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        ap.error("--device cuda: no CUDA device is available")
-    device = torch.device("cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
-                          else "cpu")
+    device = pick_device(ap, args.device)
     apply_threads(args.threads)
 
     g = torch.Generator().manual_seed(args.seed)
@@ -258,10 +233,10 @@ def main(argv: list[str] | None = None) -> int:
     for r in range(args.warmup + args.repeats):
         order = names[r % len(names):] + names[: r % len(names)]
         for name in order:
-            _sync(device)
+            sync(device)
             t0 = time.perf_counter()
             arms[name](lower, upper)
-            _sync(device)
+            sync(device)
             if r >= args.warmup:
                 times[name].append(time.perf_counter() - t0)
         done = ", ".join(f"{n} {times[n][-1]:.2f}s" for n in names) if r >= args.warmup else "warm-up"
@@ -290,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         mem: dict[str, tuple[float, float]] = {}
         for n in [ref] + [m for m in names if m != ref]:
             step = arms[n]
-            peak_a = peak_alloc(lambda: step(lower, upper), device) if alloc else math.nan
+            peak_a = peak_memory(lambda: step(lower, upper), device) if alloc else math.nan
             mem[n] = (peak_a, peak_saved(lambda: step(lower, upper)))
             a_mb, a_x = (f"{mem[n][0] / 2**20:.1f}", f"{mem[n][0] / mem[ref][0]:.2f}") if alloc else ("-", "-")
             print(f"{n:<14} {a_mb:>14} {a_x:>6} {mem[n][1] / 2**20:>14.1f} {mem[n][1] / mem[ref][1]:>6.2f}",

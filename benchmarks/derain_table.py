@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from restoration.derain import data as ddata  # noqa: E402
 from restoration.derain.baseline import guided_derain, median_derain, temporal_median  # noqa: E402
 from restoration.derain.evaluation import derain_metrics, restore  # noqa: E402
+from restoration.derain.settings import DerainSettings  # noqa: E402
 from restoration.derain.task import DerainTask  # noqa: E402
 from tasks import SearchResult  # noqa: E402
 
@@ -61,7 +62,8 @@ def main(argv: list[str] | None = None) -> None:
     video = a.video or any(f > 1 for _, _, f in models)
     window = a.window if video else 1
     frames_needed = {1, window, *(f for _, _, f in models)} if video else {1}
-    sets = {f: ddata.test_set(a.data, {"frames": f, "video": video, "eval_window": window}) for f in frames_needed}
+    sets = {f: ddata.test_set(a.data, DerainSettings().replace({"frames": f, "video": video, "eval_window": window}))
+            for f in frames_needed}
     rows: dict[str, list[torch.Tensor]] = {"rainy input": [], "median 5x5": [], "guided filter": []}
     if video:
         rows[f"temporal median ({window} frames)"] = []
@@ -82,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     n = len(sets[1])
     what = a.data or ("embedded synthetic video" if video else "embedded synthetic test split")
     print(f"{what}: {n} {'frames' if video else 'images'}; Y = BT.601 luma, MATLAB rgb2ycbcr convention")
-    print(f"| method | Y-PSNR | Y-SSIM | RGB PSNR |\n|---|---|---|---|")
+    print("| method | Y-PSNR | Y-SSIM | RGB PSNR |\n|---|---|---|---|")
     for name, vals in rows.items():
         m = torch.cat(vals).mean(0)
         print(f"| {name} | {m[0]:.2f} | {m[1]:.4f} | {m[2]:.2f} |")

@@ -31,7 +31,6 @@ import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 import torch
 from tqdm import tqdm
 

@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     task = FusionTask()
-    dataset = task.test_data(a.data, task.Settings())
+    dataset = task.test_data(a.data, task.Settings()).test
     models = {Path(c).parent.name: load_model(c) for c in a.checkpoint}
     folders = {}
     for spec in a.predictions:

@@ -51,7 +51,8 @@ class Row:
     cpus_ms: list = field(default_factory=list)
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA; nothing to wait for on CPU)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -89,12 +90,13 @@ def quiet_stderr():
 
 
 def peak_memory(call, device: torch.device) -> float:
+    """Peak bytes allocated by ``call()`` beyond what was allocated before it (module docstring)."""
     if device.type == "cuda":
-        _sync(device)
+        sync(device)
         base = torch.cuda.memory_allocated(device)
         torch.cuda.reset_peak_memory_stats(device)
         call()
-        _sync(device)
+        sync(device)
         return float(torch.cuda.max_memory_allocated(device) - base)
     from torch.profiler import ProfilerActivity, profile
     with quiet_stderr():
@@ -133,7 +135,7 @@ def measure(runners: dict, rows: dict, spec, repeats: int, memory: bool = True,
             else:
                 got.append(r())
             outs[lib] = flat(got[0], keys)
-            _sync(dev)
+            sync(dev)
             alive[lib] = r
         except Exception as e:  # a peer failing at run time gets a row saying so
             rows[lib].note = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:90]}"
@@ -143,10 +145,10 @@ def measure(runners: dict, rows: dict, spec, repeats: int, memory: bool = True,
         rounds += 1
         for lib, r in alive.items():
             r.reset()
-            _sync(dev)
+            sync(dev)
             t0, c0 = time.perf_counter(), time.process_time()
             r()
-            _sync(dev)
+            sync(dev)
             rows[lib].times_ms.append(1e3 * (time.perf_counter() - t0))
             rows[lib].cpus_ms.append(1e3 * (time.process_time() - c0))
     for lib in alive:

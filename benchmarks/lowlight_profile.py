@@ -19,8 +19,8 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from benchmarks.lowlight_speed import build
-from commands.precision import Precision
-from commands.speed import Runner
+from runtime.precision import Precision
+from runtime.speed import Runner
 from nas.genotype import Genotype
 from restoration.lowlight.genotype import RUAS_REFERENCE_PATH
 from restoration.lowlight.ops import RUAS_PRIMITIVES

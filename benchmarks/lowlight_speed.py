@@ -38,9 +38,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-from commands.precision import Precision
-from commands.speed import Runner
-from commands.threads import add_threads_flag, apply_threads
+from runtime.precision import Precision
+from runtime.speed import Runner
+from runtime.threads import add_threads_flag, apply_threads
 from nas.genotype import Genotype, GenotypeError
 from restoration.lowlight.genotype import RUAS_REFERENCE_PATH, genotype_to_ops
 from restoration.lowlight.model import RUASNet

@@ -12,7 +12,7 @@ stopped when the search ends). Settings:
 * ``torch default``: no flag, no environment variable (torch uses one thread per core, OpenMP's
   default wait policy: idle threads spin before they sleep);
 * ``--threads 1``, ``--threads N`` (N = cores): the flag of the commands;
-* ``--threads auto``: the commands' default (see ``commands.threads``).
+* ``--threads auto``: the commands' default (see ``runtime.threads``).
 
 Every "alone" cell runs before the first "loaded" one, so the concurrent job's trace in the load
 average does not fall on them; the table shows the thread count each run chose (``auto`` reads the

@@ -225,10 +225,10 @@ def race(spec, case: Case, plan: LoopPlan, settings: dict, avail: dict, target: 
     while live:
         for res, runner in list(live):
             try:
-                harness._sync(spec.device)
+                harness.sync(spec.device)
                 t0, c0 = time.perf_counter(), time.process_time()
                 runner.step(res.steps)
-                harness._sync(spec.device)
+                harness.sync(spec.device)
                 res.wall_s += time.perf_counter() - t0
                 res.cpu_s += time.process_time() - c0
                 res.steps += 1

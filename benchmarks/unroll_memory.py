@@ -39,6 +39,7 @@ import torch  # noqa: E402
 import bilevel  # noqa: E402
 from benchmarks.machine import cpu_model  # noqa: E402
 from benchmarks import problems  # noqa: E402
+from benchmarks.harness import sync  # noqa: E402
 from bilevel.memory import saved_tensor_bytes  # noqa: E402
 
 
@@ -78,11 +79,6 @@ def options(method: str, T: int, K: int | None, lr: float | None) -> dict:
     if method == "iaptt":
         opts["auxiliary_init"] = False
     return opts
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def measure(spec, method: str, T: int, K: int | None, args, device) -> dict:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -10,28 +9,22 @@ import torch
 
 from bilevel import METHODS
 
-from tasks import Settings
+from tasks import Settings, Task
+from tasks.results import read_json_object
 from tasks.settings import unknown_keys
 
 from .budget import drop_recipe_max_steps
 from .errors import UserError
-from .registry import TASKS, get_task
-from .speed import add_speed_flags
-from .threads import add_threads_flag
+from tasks.registry import TASKS, get_task, names_where
+from runtime.options import parse_option
+from runtime.speed import add_speed_flags
+from runtime.threads import add_threads_flag
 
 
 
-def parse_option(text: str) -> tuple[str, Any]:
-    """``name=value`` of a method option; numbers, true/false/none are converted."""
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"option {text!r} must look like name=value, e.g. iters=10")
-    for cast in (int, float):
-        try:
-            return key, cast(value)
-        except ValueError:
-            pass
-    return key, {"true": True, "false": False, "none": None}.get(value.lower(), value)
+def given_flags(flags: Sequence[tuple[str, Any]]) -> list[str]:
+    """The names of the ``(flag, value)`` pairs whose flag was given (a value other than None and False)."""
+    return [flag for flag, value in flags if value not in (None, False)]
 
 
 def task_from_argv(argv: Sequence[str] | None) -> str | None:
@@ -74,7 +67,7 @@ def add_common(parser: argparse.ArgumentParser, stage: str, task_name: str | Non
                         help="JSON file of settings (keys as in a run's config.json; unknown keys are errors); "
                              "flags given override it (default: none, the recipe's settings)")
     if task_name in TASKS:
-        task = TASKS[task_name]()
+        task = get_task(task_name)
         task.add_arguments(parser, stage)
         if stage in ("search", "train"):
             recipes = ", ".join(task.recipes)
@@ -86,7 +79,7 @@ def add_data_flags(parser: argparse.ArgumentParser, default: str) -> None:
     """``--data DIR`` or ``--pairs INPUT_DIR TARGET_DIR`` (exclusive); both end up in the ``data`` setting."""
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--data", default=None,
-                       help=f"dataset folder (layouts in the README); default: {default}")
+                       help=f"dataset folder (layouts: docs/<task>.md); default: {default}")
     group.add_argument("--pairs", nargs=2, default=None, metavar=("INPUT_DIR", "TARGET_DIR"),
                        help="instead of --data: two folders of images paired by name or by the number in the name "
                             "(rain-12.png ~ norain-12.png, IR3.png ~ VIS3.png, 12.png ~ 12.png); lowlight: low-light "
@@ -95,14 +88,14 @@ def add_data_flags(parser: argparse.ArgumentParser, default: str) -> None:
                             "says what to read)")
 
 
-def pairs_as_data(args: argparse.Namespace, task: Any) -> None:
+def pairs_as_data(args: argparse.Namespace, task: Task) -> None:
     """Move ``--pairs`` into ``args.data`` as ``[INPUT_DIR, TARGET_DIR]``; an error for a task that reads
     no pairs of folders."""
     pairs = getattr(args, "pairs", None)
     if pairs is None:
         return
-    if not getattr(task, "pairs_help", ""):
-        able = ", ".join(name for name, cls in TASKS.items() if getattr(cls, "pairs_help", ""))
+    if not task.pairs_help:
+        able = ", ".join(names_where(lambda cls: bool(cls.pairs_help)))
         raise UserError(f"task {task.name!r} does not read --pairs (tasks that do: {able}); pass its folder with "
                         "--data")
     args.data = [str(p) for p in pairs]
@@ -121,14 +114,7 @@ def load_config_file(path: str | None, task: str) -> dict[str, Any]:
     if path is None:
         return {}
     p = Path(path)
-    try:
-        data = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise UserError(f"config file {p} does not exist")
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"config file {p} is not valid JSON ({e}); fix it or drop --config")
-    if not isinstance(data, dict):
-        raise UserError(f"config file {p} must hold a JSON object of settings")
+    data = read_json_object(p, UserError, "config file", invalid="; fix it or drop --config", holds=" of settings")
     if "task" in data and data.pop("task") != task:
         raise UserError(f"config file {p} sets task; the task comes from --task only (remove the key)")
     for key in ("stage", "split"):  # written by the runs for the record, not settings

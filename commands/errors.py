@@ -7,15 +7,13 @@ from typing import Callable, Sequence
 from bilevel import NonFiniteError, OptionError
 from datasets.errors import DataError
 from nas.genotype import GenotypeError
+from tasks.registry import TaskError
 from tasks.results import HparamsError
+from runtime.errors import UserError
 from tasks.settings import SettingsError
 
 
-class UserError(Exception):
-    """A mistake in the command line, a file or a folder; the message says what to do."""
-
-
-USER_ERRORS = (UserError, DataError, GenotypeError, OptionError, NonFiniteError, SettingsError, HparamsError)
+USER_ERRORS = (UserError, DataError, GenotypeError, OptionError, NonFiniteError, SettingsError, HparamsError, TaskError)
 
 
 def close_progress_bars() -> None:

@@ -9,23 +9,20 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from datasets.pairs import describe_data
-from tasks import Settings, Task
+from tasks import Scoring, Settings, Task
 from tasks.settings import non_negative_int, positive_int
 
-from .config import add_data_flags, device_of, pairs_as_data
+from .config import add_data_flags, device_of, given_flags, pairs_as_data
 from .distributed import launched
 from .errors import UserError
 from .evaluation import evaluate, mean_metrics
-from .inputs import save_inputs
+from .inputs import save_inputs, scoring_tasks
 from .models import build_model, read_model
-from .registry import TASKS, get_task
-from .threads import add_threads_flag, apply_threads
-from .precision import Precision
-from .speed import Runner, add_speed_flags, check_cuda_graph, speed_note
+from tasks.registry import get_task
+from runtime.threads import add_threads_flag, apply_threads
+from runtime.precision import Precision
+from runtime.speed import Runner, add_speed_flags, check_cuda_graph, speed_note
 from .runs import RunFolder, atomic_write_bytes, check_folder, write_json
-
-#: Tasks whose outputs made elsewhere can be scored (``--predictions``).
-SCORING = tuple(name for name, cls in TASKS.items() if callable(getattr(cls, "score_predictions", None)))
 
 #: What evaluate writes in --out (``--force`` removes these, nothing else).
 OWNED = ("metrics.json", "per_image.csv", "images")
@@ -33,8 +30,8 @@ OWNED = ("metrics.json", "per_image.csv", "images")
 #: Overlap of neighbouring tiles when --tile is given without --overlap.
 DEFAULT_OVERLAP = 32
 
-DESCRIPTION = f"""Evaluate a model.pt written by train.py (--checkpoint), or score a folder of outputs made
-elsewhere (--predictions DIR --task TASK; tasks: {', '.join(SCORING)}). Prints a table of the task's metrics
+DESCRIPTION = """Evaluate a model.pt written by train.py (--checkpoint), or score a folder of outputs made
+elsewhere (--predictions DIR --task TASK, for the tasks that can: --predictions without --task lists them). Prints a table of the task's metrics
 and writes, in --out, metrics.json (mean of each metric over the set, plus count) and per_image.csv; with
 --save-images, the network's outputs in images/ and a labelled panel per item in images/panels/. The network
 is rebuilt from model.pt alone; predictions are matched to the test items of --data by file name (any image
@@ -61,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "without it evaluate.py evaluates)")
     parser.add_argument("--task", default=None, metavar="TASK",
                         help="with --predictions (required): the task whose test data and metrics score the folder "
-                             f"({', '.join(SCORING)}); with --checkpoint: refuse a model of any other task "
+                             "(without it the error lists the tasks that can); with --checkpoint: refuse a model of any other task "
                              "(default: the checkpoint's task)")
     add_data_flags(parser, "the task's embedded test split")
     parser.add_argument("--out", default=None,
@@ -108,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "(torchrun is for search.py and train.py)")
     apply_threads(args.threads)
     if args.save_inputs is not None:
-        return save_inputs(args, SCORING)
+        return save_inputs(args)
     _check_flags(args)
     if args.predictions is not None:
         return _score_predictions(args)
@@ -129,26 +126,23 @@ def _check_flags(args: argparse.Namespace) -> None:
         raise UserError(f"{given} must be smaller than --tile {args.tile}; pass a larger --tile or a smaller --overlap")
     if args.predictions is None:
         return
-    network = [flag for flag, value in (("--save-images", args.save_images), ("--tile", args.tile),
-                                        ("--batch-size", args.batch_size), ("--amp", args.amp),
-                                        ("--channels-last", args.channels_last), ("--compile", args.compile),
-                                        ("--cuda-graph", args.cuda_graph))
-               if value not in (None, False)]
+    network = given_flags((("--save-images", args.save_images), ("--tile", args.tile),
+                           ("--batch-size", args.batch_size), ("--amp", args.amp), ("--channels-last", args.channels_last),
+                           ("--compile", args.compile), ("--cuda-graph", args.cuda_graph)))
     if network:
         raise UserError(f"--predictions scores outputs already made: drop {', '.join(network)} (for running "
                         "a network with --checkpoint)")
     if args.task is None:
         raise UserError(f"--predictions needs --task, the task whose metrics score the folder: one of "
-                        f"{', '.join(SCORING)}")
+                        f"{', '.join(scoring_tasks())}")
 
 
 def _score_predictions(args: argparse.Namespace) -> int:
     task = get_task(args.task)
     pairs_as_data(args, task)
-    score = getattr(task, "score_predictions", None)
-    if not callable(score):
+    if not task.can_score_predictions:
         raise UserError(f"task {task.name!r} cannot score a predictions folder (tasks that can: "
-                        f"{', '.join(SCORING)}); evaluate its model.pt with --checkpoint")
+                        f"{', '.join(scoring_tasks())}); evaluate its model.pt with --checkpoint")
     pred = Path(args.predictions)
     if not pred.is_dir():
         raise UserError(f"--predictions {pred} is not a folder; pass the folder of output images")
@@ -157,9 +151,10 @@ def _score_predictions(args: argparse.Namespace) -> int:
         raise UserError(f"--out {out} holds the predictions folder {pred}; pass another --out")
     s = task.settings("train").replace({"data": args.data, **_convention(task, args)}, source="command line")
     folder = RunFolder(check_folder(out, False, args.force, can_resume=False), OWNED, args.force)
-    records = score(str(pred), args.data, s)  # every prediction read and scored before anything is written
+    # every prediction read and scored before anything is written
+    records, scoring = task.score_predictions(str(pred), args.data, s)
     against = describe_data(args.data) if args.data else "the embedded test split"
-    _report(task, folder.start(), records, f"{pred} against {against}", images=False)
+    _report(task, folder.start(), records, f"{pred} against {against}", False, s, scoring)
     return 0
 
 
@@ -184,20 +179,23 @@ def _evaluate_checkpoint(args: argparse.Namespace) -> int:
     speed = speed_note(precision, bool(args.channels_last), bool(args.compile), args.cuda_graph)
     folder = RunFolder(check_folder(args.out or Path(args.checkpoint).parent / "eval", False, args.force,
                                     can_resume=False), OWNED, args.force)
-    dataset = task.test_data(args.data, s)  # every file checked before the first image is run
+    test = task.test_data(args.data, s)  # every file checked before the first image is run
+    if test.note:
+        print(test.note)
     out = folder.start()
     try:
         images = out / "images" if args.save_images else None
         if images is not None:
             images.mkdir(exist_ok=True)
-        _, records, _ = evaluate(task, net, dataset, s, device, save_dir=images, batch_size=args.batch_size)
+        _, records, _ = evaluate(task, net, test.test, s, device, test.scoring, save_dir=images,
+                                 batch_size=args.batch_size)
     except BaseException:
         folder.abandon()  # no half-written images/ and no empty folder left behind
         raise
     tiles = f" in tiles of {s.tile} px, overlap {s.tile_overlap} px" if args.tile is not None else ""
     tiles += f" ({speed})" if speed != "float32" else ""
     _report(task, out, records, (describe_data(args.data) if args.data else "embedded test split") + tiles,
-            images=images is not None)
+            images is not None, s, test.scoring)
     return 0
 
 
@@ -205,25 +203,26 @@ def _convention(task: Task, args: argparse.Namespace) -> dict[str, str]:
     """``{"convention": NAME}`` of ``--convention`` (empty without it) for a task whose settings have one."""
     if args.convention is None:
         return {}
-    if "convention" not in task.Settings.keys():
+    if not task.conventions:
         raise UserError(f"task {task.name!r} has one metric convention; drop --convention")
     return {"convention": args.convention}
 
 
 def _tiled(task: Task, s: Settings, tile: int, overlap: int) -> Settings:
     """``s`` with tiled inference (``tile``, ``tile_overlap``), for tasks whose settings have them."""
-    if "tile" not in task.Settings.keys():
+    if not task.can_tile:
         raise UserError(f"task {task.name!r} does not support --tile (its network runs on whole images); drop --tile")
     return s.replace({"tile": tile, "tile_overlap": overlap}, source="command line")
 
 
-def _report(task: Task, out: Path, records: list[dict[str, Any]], data: str, images: bool) -> None:
+def _report(task: Task, out: Path, records: list[dict[str, Any]], data: str, images: bool, s: Settings,
+            scoring: Scoring) -> None:
     """metrics.json and per_image.csv in ``out``, the table of means and the task's note on stdout."""
     means = mean_metrics(task, records)
-    write_json(out / "metrics.json", {**means, **task.metrics_record()})
+    write_json(out / "metrics.json", {**means, **task.metrics_record(s, scoring)})
     _write_records(out / "per_image.csv", records)
     _print_table(task.name, data, means)
-    note = task.evaluation_note()
+    note = task.evaluation_note(s, scoring)
     if note:
         print(note)
     written = "metrics.json, per_image.csv" + (", images/" if images else "")

@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from tasks import Settings, Task
+from tasks import Scoring, Settings, Task
 
 from .data import loader, to_device
 
@@ -52,23 +52,23 @@ def _gather(first: dict[str, Any], batch: dict[str, Any]) -> dict[str, Any]:
 
 
 def evaluate(task: Task, net: torch.nn.Module, dataset: Dataset, s: Settings, device: torch.device,
-             save_dir: Path | None = None, progress: bool = True,
+             scoring: Scoring, save_dir: Path | None = None, progress: bool = True,
              batch_size: int | None = None
              ) -> tuple[dict[str, float], list[dict[str, Any]], dict[str, Any] | None]:
     """Mean metrics of ``net`` on ``dataset``, the per-item records, and the first items as one
-    batch (up to ``SAMPLES`` items, for the sample images of train.py); with ``save_dir`` the task
-    writes its outputs there."""
+    batch (up to ``SAMPLES`` items, for the sample images of train.py), scored as ``scoring`` says;
+    with ``save_dir`` the task writes its outputs there."""
     was_training = net.training
     net.eval()
     records: list[dict[str, Any]] = []
     first = None
-    bs = batch_size or int(getattr(s, "eval_batch_size", 1))
+    bs = batch_size or s.eval_batch_size
     batches = loader(dataset, bs, 0, 0, shuffle=False, drop_last=False, workers=s.workers)
     with torch.no_grad():
         for batch in tqdm(batches, desc="evaluate", unit="batch", disable=not progress, dynamic_ncols=True):
             batch = to_device(batch, device)
             first = batch if first is None else _gather(first, batch)
-            recs, outputs = task.evaluate_batch(net, batch)
+            recs, outputs = task.evaluate_batch(net, batch, s, scoring)
             records.extend(recs)
             if save_dir is not None:
                 task.save_outputs(outputs, batch, str(save_dir))

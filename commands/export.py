@@ -30,7 +30,7 @@ from .config import device_of
 from .errors import UserError
 from .models import build_model, read_model
 from .runs import atomic_write_bytes
-from .threads import add_threads_flag, apply_threads
+from runtime.threads import add_threads_flag, apply_threads
 
 #: The ONNX opset written by default: the exporter's own default in torch 2.14, and what 3D
 #: registration needs (GridSample on volumes); onnxruntime 1.19 and later run it.

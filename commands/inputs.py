@@ -15,34 +15,35 @@ from typing import Any
 from datasets.io import write_image
 from datasets.pairs import describe_data
 
-from .config import pairs_as_data
+from .config import given_flags, pairs_as_data
 from .errors import UserError
-from .registry import get_task
+from tasks.registry import get_task, names_where
 from .runs import RunFolder, check_folder
 
 #: What --save-inputs writes in its folder (``--force`` removes these, nothing else).
 OWNED = ("inputs", "references")
 
 
-def save_inputs(args: argparse.Namespace, scoring: tuple[str, ...]) -> int:
+def save_inputs(args: argparse.Namespace) -> int:
     """Write the test inputs and references of ``--task`` (``--data``/``--pairs`` or the embedded split)
-    into ``args.save_inputs``; ``scoring``: the tasks ``--predictions`` can score."""
-    others = [f for f, v in (("--checkpoint", args.checkpoint), ("--predictions", args.predictions),
-                             ("--save-images", args.save_images), ("--out", args.out)) if v not in (None, False)]
+    into ``args.save_inputs``, for a task that ``--predictions`` can score."""
+    others = given_flags((("--checkpoint", args.checkpoint), ("--predictions", args.predictions),
+                          ("--save-images", args.save_images), ("--out", args.out)))
     if others:
         raise UserError(f"--save-inputs DIR writes the test set and evaluates nothing: drop {', '.join(others)} "
                         "(run the other method on DIR/inputs, then score its folder with --predictions)")
     if args.task is None:
-        raise UserError(f"--save-inputs needs --task, the task whose test set to write: one of {', '.join(scoring)}")
+        raise UserError(f"--save-inputs needs --task, the task whose test set to write: one of "
+                        f"{', '.join(scoring_tasks())}")
     task = get_task(args.task)
-    if task.name not in scoring:
+    if not task.can_score_predictions:
         raise UserError(f"task {task.name!r} cannot score outputs made elsewhere, so its inputs are not written "
-                        f"(tasks that can: {', '.join(scoring)})")
+                        f"(tasks that can: {', '.join(scoring_tasks())})")
     pairs_as_data(args, task)
     s = task.settings("train").replace({"data": args.data}, source="command line")
     out = check_folder(args.save_inputs, False, args.force, can_resume=False)
     folder = RunFolder(out, OWNED, args.force)
-    dataset = task.test_data(args.data, s)  # every file checked before anything is written
+    dataset = task.test_data(args.data, s).test  # every file checked before anything is written
     folder.start()
     try:
         count, refs = _write(dataset, out)
@@ -79,3 +80,8 @@ def _bits(image: Any) -> int:
     an 8-bit image; finer ones keep 16 bits)."""
     x = image.detach().float() * 255.0
     return 8 if bool((x - x.round()).abs().max() < 1e-3) else 16
+
+
+def scoring_tasks() -> list[str]:
+    """The tasks that score a folder of outputs made elsewhere (imports every application: messages only)."""
+    return names_where(lambda cls: cls.can_score_predictions)

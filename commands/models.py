@@ -22,7 +22,7 @@ from tasks.released import ReleasedWeights
 
 from . import torchfile
 from .errors import UserError
-from .registry import TASKS, get_task
+from tasks.registry import get_task, names_where
 
 __all__ = ["InitWeights", "build_model", "load_init", "read_init", "read_model", "read_weights"]
 
@@ -53,14 +53,13 @@ def released(path: str | os.PathLike[str], state: Mapping[str, Any],
              task_name: str | None = None) -> tuple[Task, ReleasedWeights]:
     """The task (``task_name``'s, else any task that offers ``released_weights``) that recognises the
     state dict ``state`` read from ``path``, and the mapped weights; one-line ``UserError`` otherwise."""
-    names = [task_name] if task_name is not None else [n for n, c in TASKS.items() if hasattr(c, "released_weights")]
+    names = [task_name] if task_name is not None else names_where(lambda cls: cls.reads_released)
     for name in names:
         task = get_task(name)
-        recognise = getattr(task, "released_weights", None)
-        if not callable(recognise):
+        if not task.reads_released:
             continue
         try:
-            found = recognise(dict(state), str(path))
+            found = task.released_weights(dict(state), str(path))
         except ValueError as e:
             raise UserError(str(e)) from None
         if found is not None:

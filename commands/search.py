@@ -15,17 +15,17 @@ from nas.plot import plot_genotype
 from tasks import SearchResult, Settings, Task
 from tasks.results import GENOTYPE_FILE, HPARAMS_FILE, hparams_to_json
 
-from .budget import drop_recipe_max_steps, load_schedulers, max_steps_given, step_budget
-from .config import add_common, add_search_flags, device_of, resolve, task_from_argv
+from runtime.precision import Precision
+from runtime.speed import channels_last_inputs, check_search, to_channels_last
+from tasks.registry import get_task
+
+from .budget import load_schedulers, step_budget
+from .config import add_common, add_search_flags, resolve, task_from_argv
 from .data import loader, steps_per_epoch, to_device
-from .distributed import SharedStop, World, data_parallel
+from .distributed import World
 from .errors import UserError
-from .registry import get_task
-from .threads import apply_threads
-from .runs import MetricsCSV, atomic_write_bytes, open_run, resumed_settings, save_torch, write_json
-from .precision import Precision
-from .speed import channels_last_inputs, check_search, to_channels_last
-from .session import Forecast, SaveClock, Stopper, until_stopped
+from .loop import begin, drive, launch, stopped_message
+from .runs import MetricsCSV, atomic_write_bytes, save_torch
 from .state import Averages, rng_state, set_rng_state
 
 DESCRIPTION = """Search an architecture (and/or learn hyper-parameters) for a task with bilevel optimisation:
@@ -52,18 +52,22 @@ class _Search:
     """The state of one search run: setup, loop, position, running averages."""
 
     def __init__(self, task: Task, s: Settings, device: torch.device, run_dir: Path, world: World = World(),
-                 exact: bool = True) -> None:
-        self.task, self.s, self.run_dir, self.world = task, s, run_dir, world
+                 exact: bool = True, device_flag: str = "auto") -> None:
+        self.task, self.run_dir, self.world, self.device, self.device_flag = task, run_dir, world, device, device_flag
+        self.metrics = MetricsCSV(run_dir / "metrics.csv")
         check_search(s.compile)
         self.precision = Precision(s.amp, device, scaler=False)  # fp16: the loop's lower steps scale their losses
         torch.manual_seed(s.seed)
-        self.lower_set, self.upper_set = task.search_data(s)
+        self.data = task.search_data(s)
+        self.lower_set, self.upper_set = self.data.lower, self.data.upper
         self.steps_per_epoch = steps_per_epoch(self.lower_set, self.upper_set, batch_size=s.batch_size * world.size,
                                                names=("lower level", "upper level"))
         # --max-steps N: exactly N steps; the epochs, and the schedules built over them, follow
         s, self.total, self.budget_note = step_budget(s, self.steps_per_epoch, exact)
-        self.s, self.resume_note = s, ""
+        self.resume_note = ""
         self.setup = task.build_search(s, device)
+        # values the build measured (e.g. a latency table) join the settings: config.json and the checkpoint keep them
+        self.s = s.replace(self.setup.settings, source="the search's build") if self.setup.settings else s
         if s.channels_last:
             to_channels_last(self.setup.supernet)
         self.loop = GroupedLoop(self.setup.groups, s.method, s.method_options, amp=s.amp == "fp16",
@@ -91,29 +95,45 @@ class _Search:
         self.start_upper, self.upper_moved = self._upper(), bool(ckpt.get("upper_moved", True))
 
     def result(self) -> SearchResult:
-        return self.task.search_result(self.setup)
+        return self.task.search_result(self.setup, self.s)
 
-    def save(self, device: str, plot: bool) -> SearchResult:
-        """checkpoint.pt, genotype.json / hparams.json (and genotype.png when ``plot``); rank 0 only."""
+    def module(self) -> torch.nn.Module:
+        return self.setup.supernet
+
+    def start_epoch(self) -> Any:
+        """This epoch's (lower batch, upper batch) pairs from the current position, on the device."""
+        shard, s = (self.world.rank, self.world.size), self.s
+        lower = loader(self.lower_set, s.batch_size, s.seed, self.epoch, self.step_in_epoch, workers=s.workers,
+                       shard=shard)
+        upper = loader(self.upper_set, s.batch_size, s.seed + 7919, self.epoch, self.step_in_epoch,
+                       workers=s.workers, shard=shard)
+        return ((to_device(a, self.device), to_device(b, self.device)) for a, b in zip(lower, upper))
+
+    def postfix(self) -> dict[str, str]:
+        return {k.replace("_loss", ""): f"{v:.4g}" for k, v in self.averages.means().items() if "loss" in k}
+
+    def save(self, final: bool) -> SearchResult:
+        """checkpoint.pt, genotype.json / hparams.json (and, when ``final``, genotype.png); rank 0 only."""
         result = self.result()
         if not self.world.main:
             return result
         if result.genotype is not None:
             atomic_write_bytes(self.run_dir / GENOTYPE_FILE, (result.genotype.to_json() + "\n").encode())
-            if plot:
+            if final:
                 plot_genotype(result.genotype, self.run_dir / "genotype.png", titles=self.task.cell_titles)
         moved = self.moved()
         if result.hparams:
             atomic_write_bytes(self.run_dir / HPARAMS_FILE, hparams_to_json(result.hparams, learned=moved).encode())
         save_torch(self.run_dir / "checkpoint.pt", {
-            "kind": "search", "task": self.task.name, "config": self.s.to_dict(), "device": device,
+            "kind": "search", "task": self.task.name, "config": self.s.to_dict(), "device": self.device_flag,
             "epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
             **result.to_dict(), "supernet": self.setup.supernet.state_dict(),
             "loop": self.loop.state_dict(), "schedulers": [sc.state_dict() for sc in self.setup.schedulers],
             "averages": self.averages.state(), "rng": rng_state(), "upper_moved": moved})
         return result
 
-    def step(self, lower_batch: Any, upper_batch: Any) -> dict[str, Any]:
+    def step(self, item: tuple[Any, Any]) -> dict[str, Any]:
+        lower_batch, upper_batch = item
         if self.s.channels_last:
             lower_batch, upper_batch = channels_last_inputs((lower_batch, upper_batch))
         try:
@@ -130,7 +150,7 @@ class _Search:
         self.global_step += 1
         return stats
 
-    def end_epoch(self, metrics: MetricsCSV) -> None:
+    def end_epoch(self, bar: tqdm) -> None:
         finished = self.step_in_epoch >= self.steps_per_epoch
         if finished:
             for sched in self.setup.schedulers:
@@ -144,7 +164,7 @@ class _Search:
             row["genotype"] = json.dumps(result.genotype.to_dict(), separators=(",", ":"))
         row.update({f"hparam/{k}": float(v) for k, v in result.hparams.items() if v.numel() == 1})
         if self.world.main:
-            metrics.append(row)
+            self.metrics.append(row)
         if finished:
             self.epoch, self.step_in_epoch, self.averages = self.epoch + 1, 0, Averages()
 
@@ -152,17 +172,12 @@ class _Search:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(argv).parse_args(argv)
     task = get_task(args.task)
-    fresh = None if args.resume else resolve(args, "search")  # settings errors before any folder is made
-    with data_parallel(device_of(args.device)) as world:  # under torchrun: one process of several; rank 0 prints
-        folder, ckpt = open_run(args, "search", OWNED)
-        s = (fresh or resolve(args, "search")) if ckpt is None else \
-            drop_recipe_max_steps(resumed_settings(task, ckpt, args), args)
-        args.threads_note = apply_threads(args.threads)  # before the data and network are built
-        exact = ckpt is not None or max_steps_given(args)  # a recipe's max_steps is a cap
-        run = _Search(task, s, world.device, folder.path, world, exact)  # data checked, network built: nothing written
-        world.barrier()  # every process has checked the folder before rank 0 writes in it
-        body = lambda: _run(run, args, task, run.s, world.device, ckpt)  # noqa: E731
-        return folder.run_until_checkpoint(body) if world.main else body()
+
+    def build(s: Settings, world: World, run_dir: Path, ckpt: dict[str, Any] | None, exact: bool) -> Any:
+        run = _Search(task, s, world.device, run_dir, world, exact, args.device)  # data checked, network built
+        return run, lambda: _run(run, args, task, ckpt)
+
+    return launch(args, task, "search", OWNED, lambda: resolve(args, "search"), build)
 
 
 def _idle_upper(task: Task, s: Settings, steps_per_epoch: int, total: int) -> str:
@@ -171,18 +186,9 @@ def _idle_upper(task: Task, s: Settings, steps_per_epoch: int, total: int) -> st
     return f"warm-up {warm} steps {'>' if warm > total else '='} budget {total} steps" if warm >= total > 0 else ""
 
 
-def _run(run: _Search, args: argparse.Namespace, task: Task, s: Settings, device: torch.device,
-         ckpt: dict[str, Any] | None) -> int:
-    run_dir, world = run.run_dir, run.world
-    metrics = MetricsCSV(run_dir / "metrics.csv")
-    if ckpt is not None:
-        run.restore(ckpt)
-    world.broadcast(run.setup.supernet.state_dict().values())  # identical starts, whatever the init did
-    if world.main:
-        metrics.truncate(run.epoch if ckpt is not None else 0)
-        split = {"split": task.split} if task.split else {}
-        write_json(run_dir / "config.json", {"task": task.name, "stage": "search", **s.to_dict(), **split})
-
+def _run(run: _Search, args: argparse.Namespace, task: Task, ckpt: dict[str, Any] | None) -> int:
+    s, device, world, run_dir = run.s, run.device, run.world, run.run_dir
+    begin(run, task, "search", s, run.data.split, ckpt)
     total = run.total
     groups = ", ".join(f"{g.name} (every {g.every}, lower {g.lower.name} every {g.lower.every})"
                        for g in run.setup.groups)
@@ -190,49 +196,17 @@ def _run(run: _Search, args: argparse.Namespace, task: Task, s: Settings, device
     print(f"search {task.name} (recipe {s.recipe}) with {s.method} on {device} ({args.threads_note}, {speed}"
           f"{world.note(s.batch_size)}): {run.steps_per_epoch} steps/epoch, "
           f"{total} steps in all; groups: {groups}; run folder {run_dir}"
-          + (f"\n{task.split_note}" if task.split_note else ""))
-    notes = [run.budget_note, run.resume_note]
-    for note in filter(None, notes):
+          + (f"\n{run.data.note}" if run.data.note else ""))
+    for note in filter(None, [run.budget_note, run.resume_note]):
         print(note)
     idle = _idle_upper(task, s, run.steps_per_epoch, total)
     if idle and not run.moved():
         print(f"note: the upper level will not step ({idle}): its result will be the start values; give the run "
               "a longer budget (--max-steps, --epochs)")
-    clock = SaveClock(s.save_every, s.save_minutes)
-    forecast = Forecast(total, run.global_step, device.type)
-    result = run.result()
-    bar = tqdm(total=total, initial=min(run.global_step, total), desc="search", unit="step", dynamic_ncols=True,
-               disable=not world.main)
-    with bar, Stopper() as signals:  # the bar closes (ends its line) before any error is printed
-        stop = SharedStop(signals, world)  # every process stops after the same step
-        shard = (world.rank, world.size)
-        while run.global_step < total and not stop.requested:
-            lower_iter = loader(run.lower_set, s.batch_size, s.seed, run.epoch, run.step_in_epoch,
-                                workers=s.workers, shard=shard)
-            upper_iter = loader(run.upper_set, s.batch_size, s.seed + 7919, run.epoch, run.step_in_epoch,
-                                workers=s.workers, shard=shard)
-            for lower_batch, upper_batch in until_stopped(zip(lower_iter, upper_iter), signals):
-                run.step(to_device(lower_batch, device), to_device(upper_batch, device))
-                stop.poll()
-                bar.update(1)
-                bar.set_postfix({k.replace("_loss", ""): f"{v:.4g}" for k, v in run.averages.means().items()
-                                 if "loss" in k})
-                note = forecast.message(run.global_step)
-                if note:
-                    bar.write(note)
-                if run.step_in_epoch >= run.steps_per_epoch or run.global_step >= total or stop.requested:
-                    break
-                if clock.due(run.global_step):
-                    run.save(args.device, plot=False)
-                    clock.saved()
-            if run.step_in_epoch >= run.steps_per_epoch or run.global_step >= total:
-                run.end_epoch(metrics)
-            result = run.save(args.device, plot=not stop.requested)
-            clock.saved()
-    world.barrier()  # the others wait while rank 0 writes
-    if stop.requested:
-        print(f"stopped at step {run.global_step}; checkpoint written: continue with --resume --out {run_dir}")
+    if drive(run, "search", s, device):
+        print(stopped_message(run))
         return 130
+    result = run.result()
     files = [n for n in OWNED if (run_dir / n).is_file()]
     if run.moved():
         print(result.describe())

@@ -15,19 +15,19 @@ from nas.genotype import Genotype
 from tasks import SearchResult, Settings, Task, load_hparams
 from tasks.results import GENOTYPE_FILE, HPARAMS_FILE
 
-from .config import add_common, device_of, resolve, task_from_argv
+from runtime.precision import Precision
+from runtime.speed import Runner, speed_note
+from tasks.registry import get_task
+
+from .budget import load_schedulers, step_budget
+from .config import add_common, resolve, task_from_argv
 from .data import loader, steps_per_epoch, to_device
-from .distributed import SharedStop, World, data_parallel
+from .distributed import World
 from .errors import UserError
-from .budget import drop_recipe_max_steps, load_schedulers, max_steps_given, step_budget
 from .evaluation import evaluate
+from .loop import begin, drive, launch, stopped_message
 from .models import InitWeights, load_init, read_init
-from .registry import get_task
-from .threads import apply_threads
-from .runs import MetricsCSV, open_run, resumed_settings, save_torch, write_json
-from .precision import Precision
-from .speed import Runner, speed_note
-from .session import Forecast, SaveClock, Stopper, until_stopped
+from .runs import MetricsCSV, save_torch
 from .state import Averages, rng_state, set_rng_state
 
 DESCRIPTION = """Retrain the network of a search result. Writes, in --out: model.pt (the network at its best
@@ -125,11 +125,14 @@ class _Train:
     """The state of one training run."""
 
     def __init__(self, task: Task, s: Settings, result: SearchResult, device: torch.device, run_dir: Path,
-                 world: World = World(), init: InitWeights | None = None, exact: bool = True) -> None:
+                 world: World = World(), init: InitWeights | None = None, exact: bool = True,
+                 device_flag: str = "auto") -> None:
         self.task, self.result, self.device, self.run_dir = task, result, device, run_dir
-        self.world = world
+        self.world, self.device_flag = world, device_flag
+        self.metrics = MetricsCSV(run_dir / "metrics.csv")
         torch.manual_seed(s.seed)
-        self.train_set, self.val_set = task.train_data(s)
+        self.data = task.train_data(s)
+        self.train_set, self.val_set = self.data.train, self.data.val
         self.steps_per_epoch = steps_per_epoch(self.train_set, batch_size=s.batch_size * world.size,
                                                names=("training set",))
         # --max-steps N: exactly N steps; the epochs, and the schedules built over them, follow
@@ -159,6 +162,20 @@ class _Train:
         self.precision.load_state_dict(ckpt.get("scaler"))
         set_rng_state(ckpt["rng"])
 
+    def module(self) -> torch.nn.Module:
+        return self.net
+
+    def start_epoch(self) -> Any:
+        """This epoch's batches from the current position, on the device (the network in training mode)."""
+        self.task.on_epoch(self.net, self.epoch, self.s)
+        self.net.train()
+        batches = loader(self.train_set, self.s.batch_size, self.s.seed, self.epoch, self.step_in_epoch,
+                         workers=self.s.workers, shard=(self.world.rank, self.world.size))
+        return (to_device(batch, self.device) for batch in batches)
+
+    def postfix(self) -> dict[str, str]:
+        return {k: f"{v:.4g}" for k, v in self.averages.means().items() if k in self.task_losses()}
+
     def step(self, batch: dict[str, Any]) -> None:
         losses = self.task.train_losses(self.runner, batch, self.s)
         due = [g for g in self.setup.groups if self.global_step % g.every == 0]
@@ -182,18 +199,19 @@ class _Train:
         self.step_in_epoch += 1
         self.global_step += 1
 
-    def save(self, device: str) -> None:
+    def save(self, final: bool) -> None:
+        """checkpoint.pt (rank 0 only)."""
         if not self.world.main:
             return
         save_torch(self.run_dir / "checkpoint.pt", {
-            "kind": "train", "task": self.task.name, "config": self.s.to_dict(), "device": device,
+            "kind": "train", "task": self.task.name, "config": self.s.to_dict(), "device": self.device_flag,
             **self.result.to_dict(), "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
             "global_step": self.global_step, "best_metric": self.best, "state_dict": self.net.state_dict(),
             "optimizers": {g.name: g.optimizer.state_dict() for g in self.setup.groups},
             "schedulers": [sc.state_dict() for sc in self.setup.schedulers],
             "averages": self.averages.state(), "scaler": self.precision.state_dict(), "rng": rng_state()})
 
-    def end_epoch(self, metrics: MetricsCSV, bar: tqdm) -> None:
+    def end_epoch(self, bar: tqdm) -> None:
         """Schedulers, validation, model selection, metrics row, sample images (rank 0 validates
         and writes; the other processes only step their schedulers)."""
         finished = self.step_in_epoch >= self.steps_per_epoch
@@ -201,23 +219,24 @@ class _Train:
             for sched in self.setup.schedulers:
                 sched.step()
         if self.world.main:
-            self._validate(metrics, bar, finished)
+            self._validate(bar, finished)
         if finished:
             self.epoch, self.step_in_epoch, self.averages = self.epoch + 1, 0, Averages()
 
-    def _validate(self, metrics: MetricsCSV, bar: tqdm, finished: bool) -> None:
+    def _validate(self, bar: tqdm, finished: bool) -> None:
         """Validation, model selection, the metrics row, model.pt and samples.png (rank 0's part)."""
         scores: dict[str, float] = {}
         first = None
         if self.val_set is not None:
-            scores, _, first = evaluate(self.task, self.runner, self.val_set, self.s, self.device, progress=False)
+            scores, _, first = evaluate(self.task, self.runner, self.val_set, self.s, self.device, self.data.scoring,
+                                        progress=False)
             scores.pop("count", None)
         score = scores.get(self.task.select)
         row = {"epoch": self.epoch + 1, "steps": self.global_step, "complete": int(finished), **self.averages.means(),
                **{f"val_{k}": v for k, v in scores.items()},
                **{f"lr/{g.name}": g.optimizer.param_groups[0]["lr"] for g in self.setup.groups},
                "time_s": self.averages.elapsed()}
-        metrics.append(row)
+        self.metrics.append(row)
         bar.write(f"epoch {self.epoch + 1}: " + ", ".join(
             f"{k} {v:.4g}" for k, v in row.items() if k.startswith("val_") or k in self.task_losses()))
         # without a validation score (no validation set or no references) the latest model is kept
@@ -245,20 +264,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError("--init starts a run from given weights, --resume continues one from its checkpoint.pt: "
                         "drop --init")
     init = read_init(args.init, task) if args.init is not None else None
-    fresh = None if args.resume else (search_result(task, args, init), _settings(args, init))  # errors first
-    with data_parallel(device_of(args.device)) as world:  # under torchrun: one process of several; rank 0 prints
-        folder, ckpt = open_run(args, "train", OWNED)
-        if ckpt is not None:
-            result = _resumed_result(task, args, ckpt)
-            s = drop_recipe_max_steps(resumed_settings(task, ckpt, args), args)
-        else:
-            result, s = fresh or (search_result(task, args, init), _settings(args, init))
-        args.threads_note = apply_threads(args.threads)  # before the data and network are built
-        exact = ckpt is not None or max_steps_given(args)  # a recipe's max_steps is a cap
-        run = _Train(task, s, result, world.device, folder.path, world, init, exact)  # data checked, network built
-        world.barrier()  # every process has checked the folder before rank 0 writes in it
-        body = lambda: _run(run, args, task, run.s, world.device, ckpt)  # noqa: E731
-        return folder.run_until_checkpoint(body) if world.main else body()
+    fresh = None if args.resume else search_result(task, args, init)  # errors first
+
+    def build(s: Settings, world: World, run_dir: Path, ckpt: dict[str, Any] | None, exact: bool) -> Any:
+        result = _resumed_result(task, args, ckpt) if ckpt is not None else \
+            (fresh if fresh is not None else search_result(task, args, init))
+        run = _Train(task, s, result, world.device, run_dir, world, init, exact, args.device)  # data checked
+        return run, lambda: _run(run, args, task, ckpt)
+
+    return launch(args, task, "train", OWNED, lambda: _settings(args, init), build)
 
 
 def _settings(args: argparse.Namespace, init: InitWeights | None) -> Settings:
@@ -269,60 +283,20 @@ def _settings(args: argparse.Namespace, init: InitWeights | None) -> Settings:
     return s.replace({k: v for k, v in init.settings.items() if getattr(args, k, None) is None}, source=init.path)
 
 
-def _run(run: _Train, args: argparse.Namespace, task: Task, s: Settings, device: torch.device,
-         ckpt: dict[str, Any] | None) -> int:
-    run_dir, world = run.run_dir, run.world
+def _run(run: _Train, args: argparse.Namespace, task: Task, ckpt: dict[str, Any] | None) -> int:
+    s, device, world, run_dir = run.s, run.device, run.world, run.run_dir
     size = f"{run.n_params / 1e6:.2f}M" if run.n_params >= 1e6 else f"{run.n_params / 1e3:.2f}K"
-    metrics = MetricsCSV(run_dir / "metrics.csv")
-    if ckpt is not None:
-        run.restore(ckpt)
-    world.broadcast(run.net.state_dict().values())  # identical starts, whatever the init did
-    if world.main:
-        metrics.truncate(run.epoch if ckpt is not None else 0)
-        split = {"split": task.split} if task.split else {}
-        write_json(run_dir / "config.json", {"task": task.name, "stage": "train", **s.to_dict(), **split})
-
-    total = run.total
-    note = task.training_note(s, run.train_set)
+    begin(run, task, "train", s, run.data.split, ckpt)
+    note = "\n".join(filter(None, [task.training_note(s, run.data, run.net, run.result), run.data.note]))
     speed = speed_note(run.precision, s.channels_last, s.compile)
     print(f"train {task.name} (recipe {s.recipe}) on {device} ({args.threads_note}, {speed}{world.note(s.batch_size)}): "
-          f"{run.steps_per_epoch} steps/epoch, {total} steps "
+          f"{run.steps_per_epoch} steps/epoch, {run.total} steps "
           f"in all, run folder {run_dir}" + (f"\n{note}" if note else ""))
     print(f"params: {size} ({run.n_params:,})" + (f"\n{run.init_note}" if run.init_note else ""))
-    notes = [run.budget_note, run.resume_note]
-    for line in filter(None, notes):
+    for line in filter(None, [run.budget_note, run.resume_note]):
         print(line)
-    clock = SaveClock(s.save_every, s.save_minutes)
-    forecast = Forecast(total, run.global_step, device.type)
-    bar = tqdm(total=total, initial=min(run.global_step, total), desc="train", unit="step", dynamic_ncols=True,
-               disable=not world.main)
-    with bar, Stopper() as signals:  # the bar closes (ends its line) before any error is printed
-        stop = SharedStop(signals, world)  # every process stops after the same step
-        while run.global_step < total and not stop.requested:
-            task.on_epoch(run.net, run.epoch, s)
-            run.net.train()
-            batches = loader(run.train_set, s.batch_size, s.seed, run.epoch, run.step_in_epoch, workers=s.workers,
-                             shard=(world.rank, world.size))
-            for batch in until_stopped(batches, signals):
-                run.step(to_device(batch, device))
-                stop.poll()
-                bar.update(1)
-                bar.set_postfix({k: f"{v:.4g}" for k, v in run.averages.means().items() if k in run.task_losses()})
-                message = forecast.message(run.global_step)
-                if message:
-                    bar.write(message)
-                if run.step_in_epoch >= run.steps_per_epoch or run.global_step >= total or stop.requested:
-                    break
-                if clock.due(run.global_step):
-                    run.save(args.device)
-                    clock.saved()
-            if run.step_in_epoch >= run.steps_per_epoch or run.global_step >= total:
-                run.end_epoch(metrics, bar)
-            run.save(args.device)
-            clock.saved()
-    world.barrier()  # the others wait while rank 0 writes
-    if stop.requested:
-        print(f"stopped at step {run.global_step}; checkpoint written: continue with --resume --out {run_dir}")
+    if drive(run, "train", s, device):
+        print(stopped_message(run))
         return 130
     if math.isinf(run.best):
         print(f"no validation {task.select} (no validation set, or its items have no references): model.pt holds "

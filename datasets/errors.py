@@ -19,5 +19,5 @@ def no_folder(root: Union[str, Path], what: str = "data folder", fix: str = "pas
     p = Path(root)
     if p.is_file():
         return DataError(f"{what} '{p}' is a file, not a folder; pass the folder that holds the data set "
-                         "(layouts in the README), not one of its files")
+                         "(layouts: docs/<task>.md), not one of its files")
     return DataError(f"{what} '{p}' does not exist; {fix}")

@@ -35,7 +35,7 @@ import torch
 from torch.utils.data import Dataset
 
 from datasets.errors import DataError, no_folder
-from datasets.io import PathLike, checking, decode_image, probe_image
+from datasets.io import PathLike, checking, decode_image, probe_image, probe_pair, to_unit_range
 from datasets.pairs import folder_pairs, image_files, match_pairs, pair_dirs
 
 __all__ = ["FUSION_DIRS", "FUSION_SPLIT_DIRS", "FusionFolder", "describe_fusion_layouts", "find_fusion_pairs",
@@ -170,12 +170,9 @@ def read_fusion_image(path: PathLike, gray: bool) -> torch.Tensor:
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
     _check_channels(p, 1 if arr.ndim == 2 else arr.shape[2])
-    if arr.dtype == np.uint8:
-        x = arr.astype(np.float32) / 255.0
-    elif arr.dtype == np.uint16:
-        x = arr.astype(np.float32) / 65535.0
-    else:
+    if arr.dtype not in (np.uint8, np.uint16):  # to_unit_range would clip float files: refused here
         raise DataError(f"image '{p}' has sample type {arr.dtype}; convert it to 8- or 16-bit")
+    x = to_unit_range(arr, p)
     if x.ndim == 2:
         return torch.from_numpy(x)[None]
     rgb = torch.from_numpy(np.ascontiguousarray(x[:, :, ::-1].transpose(2, 0, 1)))
@@ -218,12 +215,7 @@ class FusionFolder(Dataset):
         """Check every pair from the image headers; raise a one-line ``DataError`` on the first problem."""
         colour = False
         for ir_path, vi_path in checking(self.pairs, f"checking {self.root}", progress):
-            h1, w1, c1 = probe_image(ir_path)
-            h2, w2, c2 = probe_image(vi_path)
-            _check_channels(ir_path, c1)
-            _check_channels(vi_path, c2)
-            if (h1, w1) != (h2, w2):
-                raise DataError(f"'{ir_path}' is {h1}x{w1} but '{vi_path}' is {h2}x{w2}; "
+            *_, c2 = probe_pair(ir_path, vi_path, _check_channels,
                                 "registered pairs must have equal sizes (crop or resize one)")
             colour = colour or c2 == 3
         if self._visible_channels is None:

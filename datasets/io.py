@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable, Optional, TypeVar, Union
+from typing import Callable, Iterable, Optional, TypeVar, Union
 
 import cv2
 import numpy as np
@@ -19,7 +19,8 @@ import torch
 from datasets.atomic import atomic_write_bytes
 from datasets.errors import DataError
 
-__all__ = ["IMAGE_EXTENSIONS", "checking", "decode_image", "is_image_file", "probe_image", "read_image", "write_image"]
+__all__ = ["IMAGE_EXTENSIONS", "checking", "decode_image", "is_image_file", "probe_image", "probe_pair", "read_image",
+           "to_unit_range", "write_image"]
 
 PathLike = Union[str, os.PathLike]
 T = TypeVar("T")
@@ -74,7 +75,11 @@ def probe_image(path: PathLike) -> tuple[int, int, int]:
 
 
 def decode_image(p: PathLike) -> np.ndarray:
-    """``cv2.imread(IMREAD_UNCHANGED)`` without OpenCV's own warnings; ``DataError`` naming the file."""
+    """``cv2.imread(IMREAD_UNCHANGED)`` without OpenCV's own warnings: ``[H, W]`` (one channel, also
+    when the file stores it as ``[H, W, 1]``) or ``[H, W, C]`` (OpenCV's BGR(A) order); a missing or
+    undecodable file is a ``DataError`` naming it."""
+    if not Path(p).is_file():
+        raise DataError(f"image '{p}' does not exist; check the path")
     level = cv2.utils.logging.getLogLevel()
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # our error names the file
     try:
@@ -83,10 +88,10 @@ def decode_image(p: PathLike) -> np.ndarray:
         cv2.utils.logging.setLogLevel(level)
     if arr is None or arr.size == 0:
         raise DataError(f"cannot decode image '{p}' (corrupt or not an image); replace or remove it")
-    return arr
+    return arr[:, :, 0] if arr.ndim == 3 and arr.shape[2] == 1 else arr
 
 
-def _to_unit_range(arr: np.ndarray, path: PathLike) -> np.ndarray:
+def to_unit_range(arr: np.ndarray, path: PathLike) -> np.ndarray:
     """Integer or float image array -> float32 in ``[0, 1]``."""
     if arr.dtype == np.uint8:
         return arr.astype(np.float32) / 255.0
@@ -113,11 +118,7 @@ def read_image(path: PathLike) -> torch.Tensor:
         DataError: the file is missing, unreadable, corrupt or has an unsupported layout.
     """
     p = Path(path)
-    if not p.is_file():
-        raise DataError(f"image '{p}' does not exist; check the path")
     arr = decode_image(p)
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[:, :, 0]
     if arr.ndim == 2:
         arr = cv2.cvtColor(arr, cv2.COLOR_GRAY2RGB)
     elif arr.ndim == 3 and arr.shape[2] == 2:  # gray + alpha
@@ -130,7 +131,7 @@ def read_image(path: PathLike) -> torch.Tensor:
         raise DataError(
             f"image '{p}' has shape {arr.shape}; expected a gray, RGB or RGBA image"
         )
-    arr = _to_unit_range(arr, p)
+    arr = to_unit_range(arr, p)
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
 
 
@@ -166,3 +167,17 @@ def write_image(path: PathLike, image: torch.Tensor, bits: int = 8) -> Path:
     if not ok:
         raise DataError(f"cannot encode '{p}' as {ext} at {bits} bits; use a .png file name")
     return atomic_write_bytes(p, buf.tobytes(), parents=True)
+
+
+def probe_pair(a: PathLike, b: PathLike, check: Callable[[PathLike, int], None],
+               mismatch: str) -> tuple[int, int, int, int]:
+    """``(H, W, C_a, C_b)`` of two images of a pair from their headers, each image's channels checked by
+    ``check(path, channels)``; a one-line ``DataError`` naming both files, then ``mismatch``, when their
+    sizes differ."""
+    ha, wa, ca = probe_image(a)
+    hb, wb, cb = probe_image(b)
+    check(a, ca)
+    check(b, cb)
+    if (ha, wa) != (hb, wb):
+        raise DataError(f"'{a}' is {ha}x{wa} but '{b}' is {hb}x{wb}; {mismatch}")
+    return ha, wa, ca, cb

@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import Dataset
 
 from datasets.errors import DataError, no_folder
-from datasets.io import PathLike, checking, is_image_file, probe_image, read_image
+from datasets.io import PathLike, checking, is_image_file, probe_image, probe_pair, read_image
 from datasets.pairs import folder_pairs, pair_dirs
 from datasets.transforms import Size, as_hw, item_generator, pad_to_multiple, paired_random_crop, paired_random_flip
 
@@ -183,13 +183,8 @@ class PairedFolder(Dataset):
         one-line ``DataError`` naming the file and the fix."""
         sizes = []
         for a_path, b_path in checking(self.pairs, f"checking {self.input_dir.parent}", progress):
-            ha, wa, ca = probe_image(a_path)
-            hb, wb, cb = probe_image(b_path)
-            _check_channels(a_path, ca)
-            _check_channels(b_path, cb)
-            if (ha, wa) != (hb, wb):
-                raise DataError(f"'{a_path}' is {ha}x{wa} but '{b_path}' is {hb}x{wb}; pairs must have equal "
-                                "sizes (crop or resize one, or remove the pair)")
+            ha, wa, _, _ = probe_pair(a_path, b_path, _check_channels,
+                                      "pairs must have equal sizes (crop or resize one, or remove the pair)")
             sizes.append((ha, wa))
         return sizes
 

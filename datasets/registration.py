@@ -34,8 +34,8 @@ from datasets.errors import DataError, no_folder
 from datasets.registration_npz import NPZ_LAYOUTS, find_npz, npz_shapes, npz_volume, read_npz
 from datasets.transforms import item_seed
 
-__all__ = ["LAYOUTS", "NIBABEL_HINT", "RegistrationPairs", "Volume", "VolumeFolder", "fixed_pairs",
-           "find_volumes", "load_atlas", "read_volume", "split_subjects", "volume_shapes"]
+__all__ = ["LAYOUTS", "NIBABEL_HINT", "RegistrationPairs", "Volume", "VolumeFolder", "check_volumes",
+           "fixed_pairs", "find_volumes", "load_atlas", "read_volume", "split_subjects", "volume_shapes"]
 
 #: dims -> (image file, label file) inside a neurite-OASIS subject folder.
 LAYOUTS: dict[int, tuple[str, str]] = {2: ("slice_norm.nii.gz", "slice_seg24.nii.gz"),
@@ -140,28 +140,33 @@ class VolumeFolder(Dataset):
         return {"image": image, "seg": seg, "name": self.volumes[index].name}
 
     def verify(self, progress: bool = False) -> tuple[int, ...]:
-        """Check every volume's headers: readable, ``dims`` axes, label map of the same shape, all
-        volumes of one shape. Returns that shape; ``DataError`` naming the file otherwise."""
-        from tqdm import tqdm
+        """``check_volumes`` of this folder's volumes: their one shape."""
+        return check_volumes(self.volumes, self.dims, progress)
 
-        first: Optional[tuple[int, ...]] = None
-        for vol in tqdm(self.volumes, desc="verify", disable=not progress):
-            raw_img, raw_seg = volume_shapes(vol)
-            img, seg = _squeeze(raw_img, self.dims), _squeeze(raw_seg, self.dims)
-            if len(img) != self.dims:
-                what = "a 2D slice" if len(img) == 2 else f"{len(img)}D"
-                raise DataError(f"'{vol.image}' is {what} (shape {list(raw_img)}) but --dims is {self.dims}; "
-                                f"use --dims {len(img)} or {self.dims}D files")
-            if seg != img:
-                raise DataError(f"'{vol.seg}' label map has shape {list(raw_seg)}, its image '{vol.image}' "
-                                f"{list(raw_img)}; they must be equal")
-            if first is None:
-                first = img
-            elif img != first:
-                raise DataError(f"'{vol.image}' has shape {list(img)}, other volumes {list(first)}; "
-                                "all volumes of a set must share one shape (resample or crop them)")
-        assert first is not None
-        return first
+
+def check_volumes(volumes: Sequence[Volume], dims: int, progress: bool = False) -> tuple[int, ...]:
+    """Check every volume's headers: readable, ``dims`` axes, label map of the same shape, all
+    volumes of one shape. Returns that shape; ``DataError`` naming the file otherwise."""
+    from tqdm import tqdm
+
+    first: Optional[tuple[int, ...]] = None
+    for vol in tqdm(volumes, desc="verify", disable=not progress):
+        raw_img, raw_seg = volume_shapes(vol)
+        img, seg = _squeeze(raw_img, dims), _squeeze(raw_seg, dims)
+        if len(img) != dims:
+            what = "a 2D slice" if len(img) == 2 else f"{len(img)}D"
+            raise DataError(f"'{vol.image}' is {what} (shape {list(raw_img)}) but --dims is {dims}; "
+                            f"use --dims {len(img)} or {dims}D files")
+        if seg != img:
+            raise DataError(f"'{vol.seg}' label map has shape {list(raw_seg)}, its image '{vol.image}' "
+                            f"{list(raw_img)}; they must be equal")
+        if first is None:
+            first = img
+        elif img != first:
+            raise DataError(f"'{vol.image}' has shape {list(img)}, other volumes {list(first)}; "
+                            "all volumes of a set must share one shape (resample or crop them)")
+    assert first is not None
+    return first
 
 
 def load_atlas(path: str | Path, dims: int) -> dict:
@@ -180,9 +185,7 @@ def load_atlas(path: str | Path, dims: int) -> dict:
     for f in (vol.image, vol.seg):
         if not f.is_file():
             raise DataError(f"atlas file '{f}' does not exist; pass --atlas an existing npz or subject folder")
-    folder = VolumeFolder.__new__(VolumeFolder)
-    folder.root, folder.dims, folder.volumes = p, dims, [vol]
-    folder.verify()
+    check_volumes([vol], dims)
     image, seg = read_volume(vol, dims)
     return {"image": image, "seg": seg, "name": "atlas"}
 

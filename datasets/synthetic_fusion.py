@@ -38,11 +38,11 @@ from typing import Optional
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from datasets.errors import DataError
 from datasets.io import PathLike, write_image
-from datasets.synthetic_lowlight import SOURCES, _load_source
+from datasets.synthetic_lowlight import SOURCES
+from datasets.synthetic_rain import SyntheticPhotos
 from datasets.transforms import Size, as_hw
 
 __all__ = ["FUSION_SOURCES", "DEFAULT_FUSION_SIZE", "DEFAULT_FUSION_COUNT", "SyntheticFusion",
@@ -51,7 +51,6 @@ __all__ = ["FUSION_SOURCES", "DEFAULT_FUSION_SIZE", "DEFAULT_FUSION_COUNT", "Syn
 FUSION_SOURCES: dict[str, tuple[str, ...]] = dict(SOURCES)
 DEFAULT_FUSION_SIZE: dict[str, int] = {"train": 64, "val": 96, "test": 96}
 DEFAULT_FUSION_COUNT: dict[str, int] = {"train": 48, "val": 6, "test": 6}
-_SPLIT_ID = {"train": 0, "val": 1, "test": 2}
 #: Night capture: range of the lamp's exposure, ambient light (share of the lamp's peak), light lost on
 #: the warm objects (see the module docstring).
 EXPOSURE = (0.4, 1.0)
@@ -101,7 +100,7 @@ def night_capture(rgb: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -
     return (rng.poisson(signal * photons) / photons + rng.normal(0.0, read_sigma, rgb.shape)).astype(np.float32)
 
 
-class SyntheticFusion(Dataset):
+class SyntheticFusion(SyntheticPhotos):
     """Deterministic synthetic infrared/visible pairs.
 
     Args:
@@ -120,26 +119,12 @@ class SyntheticFusion(Dataset):
                  seed: int = 0) -> None:
         if split not in FUSION_SOURCES:
             raise DataError(f"unknown synthetic split '{split}'; use one of {sorted(FUSION_SOURCES)}")
-        self.split = split
-        self.sources = FUSION_SOURCES[split]
+        super().__init__(split, FUSION_SOURCES[split], DEFAULT_FUSION_COUNT[split] if count is None else int(count),
+                         seed)
         self.size = as_hw(DEFAULT_FUSION_SIZE[split] if size is None else size)
-        self.count = DEFAULT_FUSION_COUNT[split] if count is None else int(count)
-        if self.count < 1:
-            raise DataError(f"synthetic count must be >= 1, got {self.count}")
-        self.seed = seed
-
-    def __len__(self) -> int:
-        return self.count
-
-    def verify(self, progress: bool = False) -> None:
-        """Nothing to check: generated data are always well formed."""
 
     def __getitem__(self, index: int) -> dict:
-        if not 0 <= index < self.count:
-            raise IndexError(f"index {index} out of range for {self.count} items")
-        source = self.sources[index % len(self.sources)]
-        photo = _load_source(source)
-        rng = np.random.default_rng(np.random.SeedSequence([self.seed, _SPLIT_ID[self.split], index]))
+        source, photo, rng = self.draw(index)
         H, W = photo.shape[:2]
         h, w = self.size
         if h > H or w > W:

@@ -25,7 +25,7 @@ haze constant over the video. Items as ``datasets.derain_video.DerainVideo``.
 from __future__ import annotations
 
 import functools
-from typing import Optional
+from typing import Optional, Sequence
 
 import cv2
 import numpy as np
@@ -37,7 +37,7 @@ from datasets.errors import DataError
 from datasets.synthetic_lowlight import SOURCES, _load_source
 from datasets.transforms import Size, as_hw
 
-__all__ = ["SyntheticRain", "SyntheticRainVideo", "add_rain", "IMAGE_DEFAULTS", "VIDEO_DEFAULTS"]
+__all__ = ["SyntheticPhotos", "SyntheticRain", "SyntheticRainVideo", "add_rain", "IMAGE_DEFAULTS", "VIDEO_DEFAULTS"]
 
 #: split -> (crop size, number of images).
 IMAGE_DEFAULTS: dict[str, tuple[int, int]] = {"train": (64, 64), "val": (96, 8), "test": (96, 8)}
@@ -98,7 +98,33 @@ def _check_split(split: str) -> None:
         raise DataError(f"unknown synthetic split '{split}'; use one of {sorted(SOURCES)}")
 
 
-class SyntheticRain(Dataset):
+class SyntheticPhotos(Dataset):
+    """``count`` generated items of ``split`` over the photographs named ``sources`` (as
+    ``datasets.synthetic_lowlight.SOURCES`` names them): item ``i`` is drawn from photograph
+    ``sources[i % len(sources)]`` with its own generator seeded by ``(seed, split, i)`` (``draw``),
+    so it depends on nothing else. Subclasses make the item in ``__getitem__``."""
+
+    def __init__(self, split: str, sources: Sequence[str], count: int, seed: int) -> None:
+        if count < 1:
+            raise DataError(f"synthetic count must be >= 1, got {count}")
+        self.split, self.sources, self.count, self.seed = split, sources, int(count), seed
+
+    def __len__(self) -> int:
+        return self.count
+
+    def verify(self, progress: bool = False) -> None:
+        """Generated data needs no check (kept for the folder-dataset protocol)."""
+
+    def draw(self, index: int) -> tuple[str, np.ndarray, np.random.Generator]:
+        """``(source name, photograph [H, W, 3] float32 in [0, 1], generator)`` of item ``index``."""
+        if not 0 <= index < self.count:
+            raise IndexError(f"index {index} out of range for {self.count} items")
+        source = self.sources[index % len(self.sources)]
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, _SPLIT_ID[self.split], index]))
+        return source, _load_source(source), rng
+
+
+class SyntheticRain(SyntheticPhotos):
     """Deterministic synthetic rainy/clean pairs (items as ``datasets.derain.DerainPairs``).
 
     Args:
@@ -111,24 +137,11 @@ class SyntheticRain(Dataset):
     def __init__(self, split: str = "train", size: Optional[Size] = None, count: Optional[int] = None,
                  seed: int = 0) -> None:
         _check_split(split)
-        self.split, self.sources, self.seed = split, SOURCES[split], seed
+        super().__init__(split, SOURCES[split], IMAGE_DEFAULTS[split][1] if count is None else int(count), seed)
         self.size = as_hw(IMAGE_DEFAULTS[split][0] if size is None else size)
-        self.count = IMAGE_DEFAULTS[split][1] if count is None else int(count)
-        if self.count < 1:
-            raise DataError(f"synthetic count must be >= 1, got {self.count}")
-
-    def __len__(self) -> int:
-        return self.count
-
-    def verify(self, progress: bool = False) -> None:
-        """Generated data needs no check (kept for the folder-dataset protocol)."""
 
     def __getitem__(self, index: int) -> dict:
-        if not 0 <= index < self.count:
-            raise IndexError(f"index {index} out of range for {self.count} items")
-        source = self.sources[index % len(self.sources)]
-        img = _load_source(source)
-        rng = np.random.default_rng(np.random.SeedSequence([self.seed, _SPLIT_ID[self.split], index]))
+        source, img, rng = self.draw(index)
         (h, w), (H, W) = self.size, img.shape[:2]
         if h > H or w > W:
             raise DataError(f"synthetic size {h}x{w} exceeds source image '{source}' ({H}x{W})")

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 import bilevel
-from commands.config import parse_option
+from runtime.options import parse_option
 
 
 def make_data(n_train: int, n_val: int, dim: int, classes: int, noise: float, seed: int):

@@ -11,7 +11,13 @@ A task declares:
   (``TrainGroup``: parameters, the loss that drives them, update period);
 * its **metrics** with their direction (``"max"`` or ``"min"`` is better) and the one that
   selects the model on the validation split;
-* its **data**: search, train/validation and test sets; validation never reads test files.
+* its **data**: search, train/validation and test sets; validation never reads test files. A data
+  method returns a small record (``SearchData``, ``TrainData``, ``TestData``: the sets, the split
+  written to ``config.json``, the line printed, and how the sets are scored); whatever a later
+  method needs is passed to it. A task holds no state that depends on the order of its calls:
+  no attribute is assigned outside ``__init__``.
+* its optional **capabilities**, declared as class attributes (``can_score_predictions``,
+  ``can_tile``, ``conventions``), never probed.
 
 Batches are dicts of tensors plus lists of names (one image, two sources, a frame window, or a
 fixed/moving pair with label maps); the commands move tensors to the device.
@@ -29,20 +35,66 @@ from torch.utils.data import Dataset
 from bilevel import Group
 from nas.genotype import GenotypeError
 
+from tasks.released import ReleasedWeights
 from tasks.results import HparamsError, SearchResult
 from tasks.settings import Recipes, Settings, SettingsError
 
-__all__ = ["SearchSetup", "Task", "TrainGroup", "TrainSetup"]
+__all__ = ["Scoring", "SearchData", "SearchSetup", "Task", "TestData", "TrainData", "TrainGroup", "TrainSetup"]
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """How ``evaluate_batch`` scores a set: the metrics it computes (empty: all of the task's), whether
+    the items have references, and the set's role (``"val"`` during training, ``"test"`` in evaluate.py)."""
+
+    metrics: tuple[str, ...] = ()
+    references: bool = True
+    role: str = "test"
+
+
+@dataclass(frozen=True)
+class SearchData:
+    """The lower-level (training) and upper-level (validation) sets of a search, the line printed
+    about them and their record in ``config.json`` (``split``)."""
+
+    lower: Dataset
+    upper: Dataset
+    note: str = ""
+    split: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainData:
+    """The training set and the validation set of a retraining (None: no validation, the latest model
+    is kept), the line printed, the ``config.json`` record and how validation is scored."""
+
+    train: Dataset
+    val: Dataset | None
+    note: str = ""
+    split: dict[str, Any] = field(default_factory=dict)
+    scoring: Scoring = Scoring(role="val")
+
+
+@dataclass(frozen=True)
+class TestData:
+    """The evaluation set, the line printed about it and how it is scored."""
+
+    test: Dataset
+    note: str = ""
+    scoring: Scoring = Scoring()
 
 
 @dataclass
 class SearchSetup:
     """What a search needs: the module holding every searched variable (checkpointed whole), the
-    upper groups with their lower levels, and schedulers stepped once per epoch."""
+    upper groups with their lower levels, and schedulers stepped once per epoch. ``settings``: values
+    the build measured that the run keeps (e.g. a latency table): the command writes them into the
+    run's settings, so ``config.json`` records them and a resumed run reuses them."""
 
     supernet: nn.Module
     groups: list[Group]
     schedulers: list[Any] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -75,7 +127,8 @@ class Task:
     cells), ``cell_names``, ``primitives``; ``results`` (what retraining requires of a search:
     ``"genotype"``, ``"hparams"``; a genotype given beside required hyper-parameters is checked and
     used too); ``Settings`` and ``recipes``; ``default_method``; ``metrics`` (name ->
-    ``"max"``/``"min"``), ``select`` (the metric that selects the model); ``data_help``; ``pairs_help``; ``cell_titles``.
+    ``"max"``/``"min"``), ``select`` (the metric that selects the model); ``data_help``; ``pairs_help``;
+    ``cell_titles``; the capabilities ``can_score_predictions``, ``can_tile`` and ``conventions``.
     """
 
     name: str = ""
@@ -93,10 +146,14 @@ class Task:
     pairs_help: str = ""
     #: cell name -> what the cell is, in a few words (titles of the genotype picture)
     cell_titles: dict[str, str] = {}
-    #: set by the data methods: one line on the train/validation split (printed), and its record
-    #: (written to config.json as ``split``)
-    split_note: str = ""
-    split: dict[str, Any] = {}
+    #: whether ``score_predictions`` scores a folder of outputs made elsewhere (``evaluate.py --predictions``)
+    can_score_predictions: bool = False
+    #: whether the settings have ``tile`` / ``tile_overlap`` (``evaluate.py --tile``)
+    can_tile: bool = False
+    #: named metric conventions the settings' ``convention`` takes (``evaluate.py --convention``); empty: one
+    conventions: tuple[str, ...] = ()
+    #: whether ``released_weights`` recognises a paper's released weight files (``--checkpoint``, ``--init``)
+    reads_released: bool = False
 
     # -- settings ---------------------------------------------------------------------------
     def settings(self, stage: str, recipe: str = "default") -> Settings:
@@ -117,14 +174,14 @@ class Task:
         return float("inf") if self.metrics.get(self.select, "max") == "min" else float("-inf")
 
     # -- search -----------------------------------------------------------------------------
-    def search_data(self, s: Settings) -> tuple[Dataset, Dataset]:
+    def search_data(self, s: Settings) -> SearchData:
         """The lower-level (training) and upper-level (validation) sets of the search."""
         raise NotImplementedError
 
     def build_search(self, s: Settings, device: torch.device) -> SearchSetup:
         raise NotImplementedError
 
-    def search_result(self, setup: SearchSetup) -> SearchResult:
+    def search_result(self, setup: SearchSetup, s: Settings) -> SearchResult:
         """What the search has found so far (default: the supernet's genotype)."""
         return SearchResult(genotype=setup.supernet.genotype())
 
@@ -133,7 +190,7 @@ class Task:
         return 0
 
     # -- train ------------------------------------------------------------------------------
-    def train_data(self, s: Settings) -> tuple[Dataset, Dataset | None]:
+    def train_data(self, s: Settings) -> TrainData:
         """Training set and validation set (None: no validation, the latest model is kept)."""
         raise NotImplementedError
 
@@ -151,8 +208,9 @@ class Task:
     def on_epoch(self, network: nn.Module, epoch: int, s: Settings) -> None:
         """Called before each training epoch (drop-path schedules and the like)."""
 
-    def training_note(self, s: Settings, train_set: Dataset) -> str:
-        """One line: what is optimised and what selects the model."""
+    def training_note(self, s: Settings, data: TrainData, network: nn.Module, result: SearchResult) -> str:
+        """One line: what is optimised and what selects the model (the command prints ``data.note`` after it);
+        ``network``: the bare network being trained, on its device; ``result``: what it was built from."""
         return ""
 
     def count_parameters(self, network: nn.Module) -> int:
@@ -160,14 +218,25 @@ class Task:
         return sum(p.numel() for p in network.parameters())
 
     # -- evaluate ---------------------------------------------------------------------------
-    def test_data(self, data: str | None, s: Settings) -> Dataset:
+    def test_data(self, data: str | None, s: Settings) -> TestData:
         """The evaluation set: the folder ``data`` or the embedded default's test split."""
         raise NotImplementedError
 
     @torch.no_grad()
-    def evaluate_batch(self, network: nn.Module, batch: dict[str, Any]) -> tuple[list[dict[str, Any]], Any]:
+    def evaluate_batch(self, network: nn.Module, batch: dict[str, Any], s: Settings,
+                       scoring: Scoring) -> tuple[list[dict[str, Any]], Any]:
         """Per-item records (``name`` plus metric values) and the outputs (for ``save_outputs``)."""
         raise NotImplementedError
+
+    def score_predictions(self, predictions: str, data: str | None, s: Settings) -> tuple[list[dict[str, Any]], Scoring]:
+        """Per-item records of a folder of outputs made elsewhere, scored against the test items of ``data``
+        (tasks with ``can_score_predictions``), and how they were scored."""
+        raise NotImplementedError(f"task {self.name!r} cannot score a folder of predictions")
+
+    def released_weights(self, state: dict[str, Tensor], source: str = "") -> ReleasedWeights | None:
+        """A paper's released weights mapped onto the task's network (tasks with ``reads_released``): None when
+        ``state``'s names are not that paper's; a one-line ``ValueError`` when they are but do not fit."""
+        return None
 
     def save_outputs(self, outputs: Any, batch: dict[str, Any], folder: str) -> None:
         """Write what ``evaluate_batch`` produced for a batch into ``folder``."""
@@ -176,11 +245,11 @@ class Task:
         """An image grid ``[3, H, W]`` in [0, 1] showing the network on ``batch`` (train runs)."""
         return None
 
-    def evaluation_note(self) -> str:
+    def evaluation_note(self, s: Settings, scoring: Scoring) -> str:
         """One line printed with the results (conventions of the metrics)."""
         return ""
 
-    def metrics_record(self) -> dict[str, str]:
+    def metrics_record(self, s: Settings, scoring: Scoring) -> dict[str, str]:
         """Extra string entries of ``metrics.json`` beside the means (e.g. the metrics' convention)."""
         return {}
 

@@ -41,17 +41,27 @@ def save_hparams(path: str | os.PathLike[str], hparams: dict[str, Tensor]) -> No
     Path(path).write_text(hparams_to_json(hparams))
 
 
-def load_hparams(path: str | os.PathLike[str]) -> dict[str, Tensor]:
-    """Read an hparams.json into float32 tensors (one-line ``HparamsError`` naming the file)."""
+def read_json_object(path: str | os.PathLike[str], error: type[Exception], what: str, missing: str = "",
+                     invalid: str = "", holds: str = "") -> dict[str, Any]:
+    """The JSON object in the file ``path``, or a one-line ``error`` naming it as ``what``: that it does not
+    exist (then ``missing``), is not JSON (then ``invalid``) or holds something else than an object ``holds``."""
     p = Path(path)
     try:
         data = json.loads(p.read_text())
     except FileNotFoundError:
-        raise HparamsError(f"hyper-parameter file {p} does not exist; pass the hparams.json of a search run")
+        raise error(f"{what} {p} does not exist{missing}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise HparamsError(f"hyper-parameter file {p} is not valid JSON ({e})")
+        raise error(f"{what} {p} is not valid JSON ({e}){invalid}") from None
     if not isinstance(data, dict):
-        raise HparamsError(f"hyper-parameter file {p} must hold a JSON object name -> number or list")
+        raise error(f"{what} {p} must hold a JSON object{holds}")
+    return data
+
+
+def load_hparams(path: str | os.PathLike[str]) -> dict[str, Tensor]:
+    """Read an hparams.json into float32 tensors (one-line ``HparamsError`` naming the file)."""
+    p = Path(path)
+    data = read_json_object(p, HparamsError, "hyper-parameter file", missing="; pass the hparams.json of a search run",
+                            holds=" name -> number or list")
     out: dict[str, Tensor] = {}
     for k, v in data.items():
         if k.startswith("_"):  # a note such as "_learned", not a hyper-parameter

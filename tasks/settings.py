@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-__all__ = ["Settings", "SettingsError", "Recipes"]
+__all__ = ["Recipes", "Settings", "SettingsError", "TrainingSettings"]
 
 #: recipe name -> stage ("search" | "train") -> field values over the dataclass defaults
 Recipes = dict[str, dict[str, dict[str, Any]]]
@@ -162,3 +162,31 @@ def positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {text}")
     return value
+
+
+@dataclass
+class TrainingSettings(Settings):
+    """The fields every shipped application has beside the run's: validation, the weights' optimizer,
+    the architecture optimizer and the clips. A task redeclares a field to change its default or help."""
+
+    val_fraction: float = field(default=0.1, metadata=doc("share of a training folder held out for validation"))
+    eval_batch_size: int = field(default=1, metadata=doc("validation/test batch size"))
+    lr: float = field(default=0.01, metadata=doc("learning rate of the network weights"))
+    momentum: float = field(default=0.9, metadata=doc("SGD momentum of the weights"))
+    weight_decay: float = field(default=3e-4, metadata=doc("weight decay of the weights"))
+    arch_lr: float = field(default=3e-3, metadata=doc("search: Adam learning rate of the alphas"))
+    arch_weight_decay: float = field(default=1e-3, metadata=doc("search: weight decay of the alphas"))
+    grad_clip: float | None = field(default=5.0, metadata=doc("search: hypergradient clip; train: weights clip"))
+    lower_grad_clip: float | None = field(default=5.0, metadata=doc("search: clip of the weights' gradient"))
+
+    def check(self) -> None:
+        super().check()
+        at_least(self, "eval_batch_size", 1)
+        in_range(self, "val_fraction", 0.0, 0.5)
+        in_range(self, "momentum", 0.0, 1.0)
+        for key in ("lr", "arch_lr"):
+            positive(self, key)
+        for key in ("weight_decay", "arch_weight_decay"):
+            in_range(self, key, 0.0, float("inf"))
+        positive(self, "grad_clip", optional=True)
+        positive(self, "lower_grad_clip", optional=True)

@@ -101,6 +101,12 @@ def upper_adam(params, plan: LoopPlan) -> torch.optim.Optimizer:
     return torch.optim.Adam(list(params), lr=plan.upper_lr)
 
 
+def upper_grads(F: Tensor, hp: dict[str, Tensor]) -> dict[str, Tensor]:
+    """``dF / d hp`` by name (a variable ``F`` does not depend on: zeros)."""
+    grads = torch.autograd.grad(F, list(hp.values()), allow_unused=True)
+    return {k: torch.zeros_like(v) if g is None else g for (k, v), g in zip(hp.items(), grads)}
+
+
 def set_grads(params, grads) -> None:
     """Write ``grads`` (``None``: zero) into the ``.grad`` of ``params``."""
     for p, g in zip(params, grads):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from . import LoopPlan, LoopRunner, NotRunnable, Runner, load_, set_grads, upper_adam
+from . import LoopPlan, LoopRunner, NotRunnable, Runner, load_, set_grads, upper_adam, upper_grads
 
 LIBRARY = "higher"
 METHODS = ("rad",)
@@ -36,9 +36,7 @@ def build(spec, s) -> Runner:
         with higher.innerloop_ctx(model, opt, copy_initial_weights=False) as (fmodel, diffopt):
             for _ in range(s.T):
                 diffopt.step(spec.lower_loss(fmodel, list(fmodel.parameters()), hp, spec.lower_batch))
-            F = spec.upper_loss(fmodel, list(fmodel.parameters()), hp, spec.upper_batch)
-            grads = torch.autograd.grad(F, list(hp.values()), allow_unused=True)
-        return {k: (g if g is not None else torch.zeros_like(hp[k])) for k, g in zip(hp, grads)}
+            return upper_grads(spec.upper_loss(fmodel, list(fmodel.parameters()), hp, spec.upper_batch), hp)
 
     def reset():
         load_(model, spec.y0)

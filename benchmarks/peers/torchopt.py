@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch.func import functional_call
 
-from . import LoopPlan, LoopRunner, NotRunnable, Runner, load_, set_grads, upper_adam
+from . import LoopPlan, LoopRunner, NotRunnable, Runner, load_, set_grads, upper_adam, upper_grads
 
 LIBRARY = "torchopt"
 METHODS = ("cg", "neumann", "rad")
@@ -100,9 +100,7 @@ def _unrolled(spec, s):
     def run():
         for _ in range(s.T):
             optim.step(spec.lower_loss(net, list(net.parameters()), hp, spec.lower_batch))
-        F = spec.upper_loss(net, list(net.parameters()), hp, spec.upper_batch)
-        grads = torch.autograd.grad(F, list(hp.values()), allow_unused=True)
-        return {k: (g if g is not None else torch.zeros_like(hp[k])) for k, g in zip(hp, grads)}
+        return upper_grads(spec.upper_loss(net, list(net.parameters()), hp, spec.upper_batch), hp)
 
     def reset():
         torchopt.recover_state_dict(net, net_state)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from kornia.filters import guided_blur, median_blur
 
-__all__ = ["BASELINES", "guided_derain", "median_derain", "temporal_median"]
+__all__ = ["guided_derain", "median_derain", "temporal_median"]
 
 
 def median_derain(x: torch.Tensor, kernel_size: int = 5) -> torch.Tensor:
@@ -37,5 +37,3 @@ def temporal_median(frames: torch.Tensor) -> torch.Tensor:
     """Median over the window: ``[B, T, 3, H, W] -> [B, 3, H, W]``."""
     return frames.median(dim=1).values
 
-
-BASELINES = {"median": median_derain, "guided": guided_derain}

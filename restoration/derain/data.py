@@ -1,35 +1,35 @@
 """Data of the deraining task: the embedded synthetic rain or a benchmark folder, split and
 augmented for search and training.
 
-Settings (a plain dict; missing keys take these defaults):
+The functions read these fields of ``DerainSettings``:
 
 * ``data``: benchmark folder, two folders ``[RAINY_DIR, CLEAN_DIR]`` (``--pairs``, matched by name or
   number; one set, split like a single folder) or ``None`` (embedded synthetic data);
-* ``frames`` (1): odd window; > 1 reads videos (``datasets.derain_video``); with 1, a video
+* ``frames``: odd window; > 1 reads videos (``datasets.derain_video``); with 1, a video
   folder is read frame by frame (the single-frame baseline of a video model);
-* ``video`` (False): for the embedded default, use the synthetic video even with ``frames = 1``;
-* ``crop`` (64): training/search crop side, ``None`` for whole images; ``flip`` (True);
-* ``seed`` (0): augmentation and split seed; ``val_fraction`` (0.1): share of the training
+* ``video``: for the embedded default, use the synthetic video even with ``frames = 1``;
+* ``crop``: training/search crop side, ``None`` for whole images; ``flip``;
+* ``seed``: augmentation and split seed; ``val_fraction``: share of the training
   items (of the VIDEOS for video folders) held out for validation when the folder has no
-  validation split; ``full_window`` (True): evaluate only frames with a full window;
-* ``eval_window`` (None): video validation/test sets keep only the frames whose window of this
+  validation split; ``full_window``: evaluate only frames with a full window;
+* ``eval_window``: video validation/test sets keep only the frames whose window of this
   size lies inside the video (a single-frame model scored on the frames a ``frames = 5`` model
   is scored on); None: ``frames``;
-* ``synthetic_count`` (None): number of synthetic training images; ``synthetic_val_count``
-  (None): number of synthetic validation crops the SEARCH's upper level draws from (default 8;
-  more lets a search epoch take more steps; training validates on the 8 fixed ones).
+* ``synthetic_count``: number of synthetic training images (None: 64); ``synthetic_val_count``:
+  number of synthetic validation crops the SEARCH's upper level draws from (None: 8; more lets a
+  search epoch take more steps; training validates on the 8 fixed ones).
 
-Validation never reads test files: it is the folder's ``val`` split when present, else a seeded
-slice of the training split (``datasets.splits.split_train_val``); the embedded default has
+Crops and flips are ``datasets.views.CropFlipView`` windows shared by ``frames``, ``input`` and
+``target``. Validation never reads test files: it is the folder's ``val`` split when present, else a
+seeded slice of the training split (``datasets.splits.split_train_val``); the embedded default has
 disjoint train/val/test photographs.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
-import torch
 from torch.utils.data import Dataset
 
 from datasets.derain import DerainPairs, split_folder
@@ -38,71 +38,13 @@ from datasets.errors import DataError, no_folder
 from datasets.pairs import describe_data, pair_dirs
 from datasets.splits import split_train_val
 from datasets.synthetic_rain import SyntheticRain, SyntheticRainVideo
-from datasets.transforms import as_hw, item_generator
+from datasets.views import CropFlipView
+from restoration.derain.settings import DerainSettings
 
-__all__ = ["DerainView", "SETTINGS_DEFAULTS", "is_video_folder", "open_folder", "restrict_to_window", "search_sets",
-           "train_sets", "test_set"]
+__all__ = ["is_video_folder", "open_folder", "restrict_to_window", "search_sets", "train_sets", "test_set"]
 
-SETTINGS_DEFAULTS: dict[str, Any] = {"data": None, "frames": 1, "video": False, "crop": 64, "flip": True,
-                                     "seed": 0, "val_fraction": 0.1, "full_window": True,
-                                     "synthetic_count": None, "synthetic_val_count": None,
-                                     "eval_window": None}
+#: the images of an item that share one crop window and flips
 _KEYS = ("frames", "input", "target")
-
-
-def _settings(settings: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(settings) - set(SETTINGS_DEFAULTS))
-    if unknown:
-        raise DataError(f"unknown deraining data setting(s) {unknown}; known: {sorted(SETTINGS_DEFAULTS)}")
-    return {**SETTINGS_DEFAULTS, **settings}
-
-
-class DerainView(Dataset):
-    """Items ``indices`` of ``base`` with a random crop and flips drawn from ``(seed, epoch,
-    index)`` only; the same window for ``frames``, ``input`` and ``target``. ``verify`` defers to
-    the base set."""
-
-    def __init__(self, base: Dataset, indices: Optional[Sequence[int]] = None, crop: Any = None,
-                 flip: bool = True, seed: int = 0) -> None:
-        self.base = base
-        self.indices = list(range(len(base))) if indices is None else list(indices)  # type: ignore[arg-type]
-        self.crop = None if crop is None else as_hw(crop)
-        self.flip, self.seed, self.epoch = flip, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def verify(self, progress: bool = False) -> None:
-        self.base.verify(progress)  # type: ignore[attr-defined]
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, index: int) -> dict:
-        i = self.indices[index]
-        item = dict(self.base[i])
-        gen = item_generator(self.seed, self.epoch, i)
-        H, W = item["input"].shape[-2:]
-        if self.crop is not None:
-            h, w = self.crop
-            if h > H or w > W:
-                raise DataError(f"image '{item['name']}' ({H}x{W}) is smaller than the crop {h}x{w}; use a smaller crop")
-            top = int(torch.randint(H - h + 1, (1,), generator=gen))
-            left = int(torch.randint(W - w + 1, (1,), generator=gen))
-            for k in _KEYS:
-                if k in item:
-                    item[k] = item[k][..., top : top + h, left : left + w]
-        if self.flip:
-            dims = [d for d, p in ((-1, torch.rand((), generator=gen)), (-2, torch.rand((), generator=gen))) if p < 0.5]
-            if dims:
-                for k in _KEYS:
-                    if k in item:
-                        item[k] = item[k].flip(dims)
-        for k in _KEYS:
-            if k in item:
-                item[k] = item[k].contiguous()
-        item["size"] = torch.tensor(item["input"].shape[-2:])
-        return item
 
 
 def restrict_to_window(dataset: Dataset, window: Optional[int]) -> Dataset:
@@ -132,78 +74,75 @@ def is_video_folder(root: str, split: Optional[str] = None) -> bool:
     return has(d) or any(has(v) for v in d.iterdir() if v.is_dir())
 
 
-def open_folder(root: str | list[str], split: Optional[str], s: dict[str, Any], full_window: bool = False) -> Dataset:
+def open_folder(root: str | list[str], split: Optional[str], s: DerainSettings, full_window: bool = False) -> Dataset:
     """``DerainVideo`` for video folders (or ``frames > 1``), else ``DerainPairs``; two folders
     ``[RAINY_DIR, CLEAN_DIR]`` are single-image pairs."""
     if pair_dirs(root) is not None:
-        if int(s["frames"]) > 1:
-            raise DataError(f"--frames {s['frames']} needs a video folder (DIR/<video>/rfc-<k>.jpg), not --pairs; "
+        if s.frames > 1:
+            raise DataError(f"--frames {s.frames} needs a video folder (DIR/<video>/rfc-<k>.jpg), not --pairs; "
                             "pass the folder to --data or use --frames 1")
         return DerainPairs(root)
     if not Path(root).is_dir():
         raise no_folder(root)
-    if int(s["frames"]) > 1 or is_video_folder(root, split):
-        return DerainVideo(root, split, int(s["frames"]), full_window)
+    if s.frames > 1 or is_video_folder(root, split):
+        return DerainVideo(root, split, s.frames, full_window)
     return DerainPairs(root, split)
 
 
-def _use_video(s: dict[str, Any]) -> bool:
-    return int(s["frames"]) > 1 or bool(s["video"])
+def _use_video(s: DerainSettings) -> bool:
+    return s.frames > 1 or s.video
 
 
-def _train_val(s: dict[str, Any], val_count: Optional[int] = None) -> tuple[Dataset, Optional[Sequence[int]], Dataset]:
-    """(training base, its indices, validation set) without any test file; ``val_count``: synthetic
-    validation images (None: the split's default)."""
-    if s["data"] is None:
+_Part = tuple[Dataset, Optional[Sequence[int]]]  # a base set and its items (None: all)
+
+
+def _train_val(s: DerainSettings, val_count: Optional[int] = None) -> tuple[_Part, _Part]:
+    """``((training base, its indices), (validation base, its indices))`` without any test file;
+    ``val_count``: synthetic validation images (None: the split's default)."""
+    if s.data is None:
         if _use_video(s):
-            return SyntheticRainVideo("train", int(s["frames"])), None, SyntheticRainVideo("val", int(s["frames"]))
-        return SyntheticRain("train", count=s["synthetic_count"]), None, SyntheticRain("val", count=val_count)
-    root, frac, seed = s["data"], float(s["val_fraction"]), int(s["seed"])
+            return (SyntheticRainVideo("train", s.frames), None), (SyntheticRainVideo("val", s.frames), None)
+        return (SyntheticRain("train", count=s.synthetic_count), None), (SyntheticRain("val", count=val_count), None)
+    root = s.data
     train = open_folder(root, "train", s)
     if pair_dirs(root) is None and split_folder(Path(root), "val") is not None:
-        return train, None, open_folder(root, "val", s, bool(s["full_window"]))
+        return (train, None), (open_folder(root, "val", s, s.full_window), None)
     if isinstance(train, DerainVideo):
         videos = find_videos(root, "train")
         if len(videos) < 2:
             raise DataError(f"'{root}' has one training video and no val/ folder; add a video or a val/ split")
-        tr, va = split_train_val(len(videos), frac, seed)
-        frames = int(s["frames"])
-        return (DerainVideo(root, "train", frames, videos=[videos[i] for i in tr]), None,
-                DerainVideo(root, "train", frames, bool(s["full_window"]), videos=[videos[i] for i in va]))
+        tr, va = split_train_val(len(videos), s.val_fraction, s.seed)
+        return ((DerainVideo(root, "train", s.frames, videos=[videos[i] for i in tr]), None),
+                (DerainVideo(root, "train", s.frames, s.full_window, videos=[videos[i] for i in va]), None))
     if len(train) < 2:  # type: ignore[arg-type]
         raise DataError(f"'{describe_data(root)}' has {len(train)} training pair(s); add images to split off validation")
-    tr, va = split_train_val(len(train), frac, seed)  # type: ignore[arg-type]
-    return train, tr, DerainView(train, va, None, False, seed)
+    tr, va = split_train_val(len(train), s.val_fraction, s.seed)  # type: ignore[arg-type]
+    return (train, tr), (train, va)
 
 
-def search_sets(settings: dict[str, Any]) -> tuple[DerainView, DerainView]:
+def search_sets(s: DerainSettings) -> tuple[CropFlipView, CropFlipView]:
     """``(lower, upper)``: the training part (weights) and the validation part (architecture),
     both cropped and flipped."""
-    s = _settings(settings)
-    base, idx, val = _train_val(s, s["synthetic_val_count"])
-    seed = int(s["seed"])
-    val_base, val_idx = (val.base, val.indices) if isinstance(val, DerainView) else (val, None)
-    return (DerainView(base, idx, s["crop"], bool(s["flip"]), seed),
-            DerainView(val_base, val_idx, s["crop"], bool(s["flip"]), seed + 1))
+    (base, idx), (val, val_idx) = _train_val(s, s.synthetic_val_count)
+    return (CropFlipView(base, idx, s.crop, s.flip, s.seed, _KEYS),
+            CropFlipView(val, val_idx, s.crop, s.flip, s.seed + 1, _KEYS))
 
 
-def train_sets(settings: dict[str, Any]) -> tuple[DerainView, Dataset]:
+def train_sets(s: DerainSettings) -> tuple[CropFlipView, Dataset]:
     """``(training set with crops/flips, validation set at full resolution)``."""
-    s = _settings(settings)
-    base, idx, val = _train_val(s)
-    return DerainView(base, idx, s["crop"], bool(s["flip"]), int(s["seed"])), restrict_to_window(val, s["eval_window"])
+    (base, idx), (val, val_idx) = _train_val(s)
+    if val_idx is not None:
+        val = CropFlipView(val, val_idx, None, False, s.seed, _KEYS)
+    return CropFlipView(base, idx, s.crop, s.flip, s.seed, _KEYS), restrict_to_window(val, s.eval_window)
 
 
-def test_set(data: str | list[str] | None, settings: dict[str, Any]) -> Dataset:
-    """The folder's test split (or the folder itself, or all pairs of two folders), or the synthetic
-    test split; video sets
-    keep only full-window frames unless ``full_window`` is False."""
-    s = _settings({**settings, "data": data})
+def test_set(data: str | list[str] | None, s: DerainSettings) -> Dataset:
+    """The folder ``data``'s test split (or the folder itself, or all pairs of two folders), or the
+    synthetic test split; video sets keep only full-window frames unless ``s.full_window`` is False."""
     if data is None:
-        if _use_video(s):
-            dataset: Dataset = SyntheticRainVideo("test", int(s["frames"]), bool(s["full_window"]))
-        else:
+        if not _use_video(s):
             return SyntheticRain("test")
+        dataset: Dataset = SyntheticRainVideo("test", s.frames, s.full_window)
     else:
-        dataset = open_folder(data, "test", s, bool(s["full_window"]))
-    return restrict_to_window(dataset, s["eval_window"])
+        dataset = open_folder(data, "test", s, s.full_window)
+    return restrict_to_window(dataset, s.eval_window)

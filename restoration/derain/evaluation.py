@@ -1,4 +1,4 @@
-"""Evaluation helpers of the deraining task: restore a batch (padded or tiled), score it,
+"""Evaluation helpers of the deraining task: restore a batch (whole or tiled), score it,
 score a folder of outputs made elsewhere, and draw labelled comparisons (a grid of items for the
 train samples, a panel with each image's metrics for ``evaluate.py --save-images``).
 
@@ -23,12 +23,10 @@ from restoration.derain.model import network_input
 from restoration.gray import keep_gray
 from restoration.metrics import Y_MATLAB, Y_MATLAB_UINT8, psnr, psnr_y, ssim, ssim_y
 from restoration.predictions import PredictionFolder
-from restoration.tiling import run_padded, run_tiled
+from restoration.tiling import run_tiled
 
-__all__ = ["METRIC_DIRECTIONS", "METRIC_NOTE", "derain_metrics", "item_panel", "labelled_grid", "match_predictions",
-           "restore"]
+__all__ = ["METRIC_NOTE", "derain_metrics", "item_panel", "labelled_grid", "match_predictions", "restore"]
 
-METRIC_DIRECTIONS = {"psnr": "higher", "ssim": "higher"}
 METRIC_NOTE = ("PSNR/SSIM on the Y channel of BT.601 YCbCr as MATLAB's rgb2ycbcr(im2double(img)) gives it for "
                "the 8-bit image (studio swing, Y in [16, 235]/255, not rounded; BasicSR's to_y_channel), PSNR with "
                "peak 255 on Y x 255, SSIM as Wang's ssim_index.m (11x11 Gaussian window, sigma 1.5, valid positions, "
@@ -52,15 +50,14 @@ def restore(network: nn.Module, batch: dict, tile: Optional[int] = None, overlap
     ``[0, 1]`` and cropped to the item's ``size``, plus ``input``/``target`` cropped alike.
 
     ``tile``: run overlapping tiles of this side (``restoration.tiling.run_tiled``), else the
-    whole (padded to ``network.multiple``) image at once.
+    whole image at once (the deraining networks take any size).
     """
     was_training = network.training
     network.eval()
     try:
         x = network_input(batch)
-        multiple = int(getattr(network, "multiple", 1))
         fn = lambda t: network(t)["out"]  # noqa: E731
-        out = run_tiled(fn, x, tile, overlap, multiple) if tile else run_padded(fn, x, multiple)
+        out = run_tiled(fn, x, tile, overlap) if tile else fn(x)
     finally:
         network.train(was_training)
     out = keep_gray(batch["input"], out.clamp(0.0, 1.0))  # a gray input comes out gray

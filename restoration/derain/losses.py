@@ -20,9 +20,8 @@ from typing import Sequence, Union
 
 import torch
 from kornia.metrics import ssim as kornia_ssim
-from torch import nn
 
-__all__ = ["charbonnier", "l1", "ssim_loss", "derain_loss", "DerainLoss", "PIXEL_LOSSES"]
+__all__ = ["charbonnier", "l1", "ssim_loss", "derain_loss", "PIXEL_LOSSES"]
 
 SSIM_WINDOW = 11
 
@@ -55,16 +54,3 @@ def derain_loss(out: torch.Tensor, target: torch.Tensor,
         raise ValueError(f"pixel loss must be one of {sorted(PIXEL_LOSSES)}, got {pixel!r}")
     return weights[0] * PIXEL_LOSSES[pixel](out, target) + weights[1] * ssim_loss(out, target)
 
-
-class DerainLoss(nn.Module):
-    """Module form of ``derain_loss`` with fixed weights: ``forward(out, target) -> scalar``."""
-
-    def __init__(self, pixel_weight: float = 1.0, ssim_weight: float = 0.2, pixel: str = "charbonnier") -> None:
-        super().__init__()
-        if pixel not in PIXEL_LOSSES:
-            raise ValueError(f"pixel loss must be one of {sorted(PIXEL_LOSSES)}, got {pixel!r}")
-        self.weights = (pixel_weight, ssim_weight)
-        self.pixel = pixel
-
-    def forward(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return derain_loss(out, target, self.weights, self.pixel)

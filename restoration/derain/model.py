@@ -11,7 +11,7 @@ Macro structure (after the TMIC / TMICS line of work)::
 Every cell is a ``nas.chain`` chain of ``steps`` edges over ``restoration.ops`` (edge ``i`` reads
 node ``i``), with the cell input added to the last node (TMICS's ``Cell_Fusion``). All cells
 share ONE architecture (``alphas_cell`` ``[steps, n_ops]``, TMICS shares one genotype over its 8
-cells) and have their own weights. Nothing downsamples: any ``H, W`` works (``multiple = 1``).
+cells) and have their own weights. Nothing downsamples: any ``H, W`` works.
 ``forward(x)`` returns ``{"rain": [B, 3, H, W], "out": [B, 3, H, W]}`` (``out`` not clamped).
 """
 
@@ -47,8 +47,6 @@ def network_input(batch: dict) -> torch.Tensor:
 
 
 class _Derain(nn.Module):
-    multiple = 1  # no downsampling: any size works
-
     def __init__(self, channels: int, cells: Sequence[nn.Module], frames: int) -> None:
         super().__init__()
         if frames < 1 or frames % 2 == 0:

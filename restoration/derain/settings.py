@@ -22,21 +22,18 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
-from typing import Any
 
 from restoration.derain.losses import PIXEL_LOSSES
-from tasks.settings import (Recipes, Settings, SettingsError, at_least, doc, in_range, one_of, positive,
-                            positive_float, positive_int)
+from restoration.settings import ImageSettings
+from tasks.settings import Recipes, SettingsError, at_least, doc, in_range, one_of, positive_float, positive_int
 
-__all__ = ["ARCH_BETAS", "DerainSettings", "RECIPES", "add_task_arguments"]
-
-#: Adam betas of the architecture optimizer (DARTS's architect).
-ARCH_BETAS = (0.5, 0.999)
+__all__ = ["DerainSettings", "RECIPES", "add_task_arguments"]
 
 
 @dataclass
-class DerainSettings(Settings):
-    """Settings of the deraining task (see the module docstring for the recipes)."""
+class DerainSettings(ImageSettings):
+    """Settings of the deraining task (see the module docstring for the recipes); the data fields are
+    read by ``restoration.derain.data``."""
 
     channels: int = field(default=8, metadata=doc("feature channels of the network"))
     cells: int = field(default=3, metadata=doc("searched cells in sequence (one shared genotype)"))
@@ -46,71 +43,40 @@ class DerainSettings(Settings):
     full_window: bool = field(default=True, metadata=doc("video: score only frames whose window is inside the video"))
     eval_window: int | None = field(default=None, metadata=doc(
         "video: validate/evaluate only frames with a full window of this size (None: frames)"))
-    crop: int | None = field(default=48, metadata=doc("random square training crop (None: whole items)"))
-    flip: bool = field(default=True, metadata=doc("random flips"))
     synthetic_count: int | None = field(default=None, metadata=doc("embedded training images (None: 64)"))
     synthetic_val_count: int | None = field(default=64, metadata=doc("search: embedded upper-level crops"))
-    val_fraction: float = field(default=0.1, metadata=doc("share of a training folder held out for validation"))
-    eval_batch_size: int = field(default=1, metadata=doc("validation/test batch size"))
     # losses
     pixel_loss: str = field(default="charbonnier", metadata=doc("charbonnier or l1"))
     pixel_weight: float = field(default=1.0, metadata=doc("weight of the pixel loss"))
     ssim_weight: float = field(default=0.2, metadata=doc("weight of 1 - SSIM"))
-    # optimisation
-    lr: float = field(default=0.01, metadata=doc("learning rate of the network weights"))
-    lr_min: float = field(default=1e-3, metadata=doc("cosine floor of the weights' learning rate"))
-    lr_schedule: str = field(default="cosine", metadata=doc("cosine or constant"))
-    momentum: float = field(default=0.9, metadata=doc("SGD momentum of the weights"))
-    weight_decay: float = field(default=3e-4, metadata=doc("weight decay of the weights"))
-    lower_optimizer: str = field(default="sgd", metadata=doc("search: sgd or adam for the weights"))
-    train_optimizer: str = field(default="adam", metadata=doc("train: adam or sgd"))
-    arch_lr: float = field(default=3e-3, metadata=doc("search: Adam learning rate of the alphas"))
-    arch_weight_decay: float = field(default=1e-3, metadata=doc("search: weight decay of the alphas"))
-    grad_clip: float | None = field(default=5.0, metadata=doc("search: hypergradient clip; train: weights clip"))
-    lower_grad_clip: float | None = field(default=5.0, metadata=doc("search: clip of the weights' gradient"))
     # evaluation
     y_channel: bool = field(default=True, metadata=doc("metrics on the MATLAB Y channel (False: RGB in [0, 1])"))
     tile: int | None = field(default=None, metadata=doc("evaluate in overlapping tiles of this side (None: whole)"))
     tile_overlap: int = field(default=32, metadata=doc("overlap of neighbouring tiles in pixels"))
 
     def check(self) -> None:
+        one_of(self, "lower_optimizer", ("sgd", "adam"))
+        one_of(self, "train_optimizer", ("adam", "sgd"))
         super().check()
-        for key in ("channels", "cells", "steps", "eval_batch_size", "frames"):
+        for key in ("channels", "cells", "steps", "frames"):
             at_least(self, key, 1)
         if self.frames % 2 == 0:
             raise SettingsError(f"setting frames must be odd (a window centred on the restored frame), got {self.frames}")
         at_least(self, "crop", 11, optional=True)  # the SSIM loss needs 11x11 windows
-        at_least(self, "synthetic_count", 1, optional=True)
         at_least(self, "synthetic_val_count", 1, optional=True)
         at_least(self, "eval_window", 1, optional=True)
         at_least(self, "tile", 16, optional=True)
         at_least(self, "tile_overlap", 0)
         if self.tile is not None and self.tile_overlap >= self.tile:
             raise SettingsError(f"setting tile_overlap ({self.tile_overlap}) must be smaller than tile ({self.tile})")
-        for key in ("lr", "arch_lr"):
-            positive(self, key)
-        positive(self, "grad_clip", optional=True)
-        positive(self, "lower_grad_clip", optional=True)
-        in_range(self, "val_fraction", 0.0, 0.5)
-        in_range(self, "momentum", 0.0, 1.0)
-        for key in ("lr_min", "weight_decay", "arch_weight_decay", "pixel_weight", "ssim_weight"):
+        for key in ("pixel_weight", "ssim_weight"):
             in_range(self, key, 0.0, float("inf"))
         if self.pixel_weight + self.ssim_weight <= 0:
             raise SettingsError("at least one of pixel_weight, ssim_weight must be > 0")
         one_of(self, "pixel_loss", tuple(PIXEL_LOSSES))
-        one_of(self, "lr_schedule", ("cosine", "constant"))
-        one_of(self, "lower_optimizer", ("sgd", "adam"))
-        one_of(self, "train_optimizer", ("adam", "sgd"))
 
     def loss_weights(self) -> tuple[float, float]:
         return (self.pixel_weight, self.ssim_weight)
-
-    def data_settings(self) -> dict[str, Any]:
-        """The plain dict ``restoration.derain.data`` reads."""
-        return {"data": self.data, "frames": self.frames, "video": self.video, "crop": self.crop,
-                "flip": self.flip, "seed": self.seed, "val_fraction": self.val_fraction,
-                "full_window": self.full_window, "synthetic_count": self.synthetic_count,
-                "synthetic_val_count": self.synthetic_val_count, "eval_window": self.eval_window}
 
 
 RECIPES: Recipes = {

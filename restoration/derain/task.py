@@ -36,14 +36,14 @@ from restoration.complexity import describe_size
 from restoration.derain import data as ddata
 from restoration.derain.evaluation import (METRIC_NOTE, derain_metrics, item_panel, labelled_grid,
                                           match_predictions, restore)
-from restoration.panels import PANELS
 from restoration.derain.genotype import CELL_NAMES, SPACE, genotype_ops
 from restoration.derain.losses import derain_loss
 from restoration.derain.model import DerainNet, DerainSearch, network_input
-from restoration.derain.settings import ARCH_BETAS, RECIPES, DerainSettings, add_task_arguments
+from restoration.derain.settings import RECIPES, DerainSettings, add_task_arguments
 from restoration.ops import RESTORATION_PRIMITIVES
-from restoration.training import single_group_training
-from tasks import SearchResult, SearchSetup, Task, TrainSetup
+from restoration.panels import PANELS
+from tasks import Scoring, SearchData, SearchResult, SearchSetup, Task, TestData, TrainData, TrainSetup
+from tasks.training import ARCH_BETAS, make_optimizer, make_schedule, single_group_training
 
 __all__ = ["DerainTask"]
 
@@ -66,10 +66,8 @@ class DerainTask(Task):
     space = SPACE
     cell_names = CELL_NAMES
     primitives = tuple(RESTORATION_PRIMITIVES)
-    results = ("genotype",)
     Settings = DerainSettings
     recipes = RECIPES
-    default_method = "darts2"
     metrics = {"psnr": "max", "ssim": "max"}
     select = "psnr"
     data_help = ("rainy/clean pairs read in place: Rain100L/H as distributed (DIR/rainy/rain-XXX.png + "
@@ -80,11 +78,8 @@ class DerainTask(Task):
                  "is DIR/val or a seeded slice of the training split, never the test files; default: embedded "
                  "synthetic rain over photographs (--frames > 1 or --video: a synthetic video)")
     pairs_help = "--pairs RAINY_DIR CLEAN_DIR: rainy images and their clean partners"
-
-    def __init__(self) -> None:
-        self.split_note = ""
-        self.split: dict[str, Any] = {}
-        self._y_channel = True
+    can_score_predictions = True
+    can_tile = True
 
     def add_arguments(self, parser: argparse.ArgumentParser, stage: str) -> None:
         add_task_arguments(parser, stage)
@@ -94,13 +89,16 @@ class DerainTask(Task):
         genotype_ops(genotype, source)
 
     # -- search ----------------------------------------------------------------------------
-    def search_data(self, s: DerainSettings) -> tuple[Dataset, Dataset]:
-        lower, upper = ddata.search_sets(s.data_settings())
+    def search_data(self, s: DerainSettings) -> SearchData:
+        lower, upper = ddata.search_sets(s)
         lower, upper = _verified(lower), _verified(upper)
-        self.split_note = (f"search: lower level on {len(lower)} training items, upper level on {len(upper)} "
-                           f"validation items ({_where(s)}); test files unread")
-        self.split = {"lower_items": len(lower), "upper_items": len(upper)}
-        return lower, upper
+        note = (f"search: lower level on {len(lower)} training items, upper level on {len(upper)} "
+                f"validation items ({_where(s)}); test files unread\n"
+                f"upper: alphas (Adam) on the deraining loss of validation batches; lower: weights "
+                f"({s.lower_optimizer}) on the same loss of training batches ({s.pixel_loss} + "
+                f"{s.ssim_weight:g} x (1 - SSIM)); {s.cells} cells x {s.steps} edges over "
+                f"{len(self.primitives)} ops, {s.frames}-frame input")
+        return SearchData(lower, upper, note, {"lower_items": len(lower), "upper_items": len(upper)})
 
     def build_search(self, s: DerainSettings, device: torch.device) -> SearchSetup:
         supernet = DerainSearch(s.channels, s.cells, s.steps, s.frames, self.primitives).to(device)
@@ -111,44 +109,23 @@ class DerainTask(Task):
             out = bilevel.call(supernet, {**lower, **upper}, network_input(batch))["out"]
             return derain_loss(out, batch["target"], w, s.pixel_loss)
 
-        if s.lower_optimizer == "sgd":
-            opt = torch.optim.SGD(weights.values(), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
-        else:
-            opt = torch.optim.Adam(weights.values(), lr=s.lr, weight_decay=s.weight_decay)
+        opt = make_optimizer(s.lower_optimizer, weights.values(), s.lr, s.weight_decay, s.momentum)
         level = LowerLevel("weights", opt, grad_clip=s.lower_grad_clip)
-        upper_opt = torch.optim.Adam(alphas.values(), lr=s.arch_lr, betas=ARCH_BETAS,
-                                     weight_decay=s.arch_weight_decay)
+        upper_opt = make_optimizer("adam", alphas.values(), s.arch_lr, s.arch_weight_decay, betas=ARCH_BETAS)
         problem = bilevel.BilevelProblem(weights, alphas, loss, loss)
         group = Group("cell", problem, upper_opt, level, grad_clip=s.grad_clip)
-        schedulers = [] if s.lr_schedule == "constant" else [
-            torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=s.epochs, eta_min=s.lr_min)]
-        self.split_note += (f"\nupper: alphas (Adam) on the deraining loss of validation batches; lower: weights "
-                            f"({s.lower_optimizer}) on the same loss of training batches ({s.pixel_loss} + "
-                            f"{s.ssim_weight:g} x (1 - SSIM)); {s.cells} cells x {s.steps} edges over "
-                            f"{len(self.primitives)} ops, {s.frames}-frame input")
-        return SearchSetup(supernet, [group], schedulers)
-
-    def search_result(self, setup: SearchSetup) -> SearchResult:
-        return SearchResult(genotype=setup.supernet.genotype())
+        return SearchSetup(supernet, [group], make_schedule(s.lr_schedule, opt, s.epochs, s.lr_min))
 
     # -- train -----------------------------------------------------------------------------
-    def train_data(self, s: DerainSettings) -> tuple[Dataset, Dataset | None]:
-        train, val = ddata.train_sets(s.data_settings())
+    def train_data(self, s: DerainSettings) -> TrainData:
+        train, val = ddata.train_sets(s)
         train, val = _verified(train), _verified(val)
-        self.split_note = (f"training on {len(train)} items, validation on {len(val)} items ({_where(s)}; never the "
-                           "test files)")
-        self.split = {"train_items": len(train), "val_items": len(val)}
-        self._example = network_input(train[0])[None]
-        return train, val
+        note = f"training on {len(train)} items, validation on {len(val)} items ({_where(s)}; never the test files)"
+        return TrainData(train, val, note, {"train_items": len(train), "val_items": len(val)})
 
     def build_network(self, result: SearchResult, s: DerainSettings) -> nn.Module:
         self.check_result(result)
-        net = DerainNet(result.genotype, s.channels, s.cells, s.frames)
-        net.y_channel = s.y_channel  # read by evaluate_batch (evaluate.py rebuilds it from the settings)
-        net.tile, net.tile_overlap = s.tile, s.tile_overlap
-        self._y_channel = s.y_channel
-        self._net = net
-        return net
+        return DerainNet(result.genotype, s.channels, s.cells, s.frames)
 
     def build_training(self, network: nn.Module, s: DerainSettings, steps_per_epoch: int) -> TrainSetup:
         return single_group_training(network, s)
@@ -157,33 +134,31 @@ class DerainTask(Task):
         out = network(network_input(batch))["out"]
         return {"loss": derain_loss(out, batch["target"], s.loss_weights(), s.pixel_loss)}
 
-    def training_note(self, s: DerainSettings, train_set: Dataset) -> str:
-        size = ""
-        net, example = getattr(self, "_net", None), getattr(self, "_example", None)
-        if net is not None and example is not None:  # parameters and MACs of one training crop
-            device = next(net.parameters()).device
-            size = f"; network {describe_size(net, example.to(device))}"
+    def training_note(self, s: DerainSettings, data: TrainData, network: nn.Module, result: SearchResult) -> str:
         metric = "Y-channel psnr (MATLAB rgb2ycbcr)" if s.y_channel else "RGB psnr"
+        example = network_input(data.train[0])[None].to(next(network.parameters()).device)
         return (f"optimising: network weights ({s.train_optimizer}) on {s.pixel_loss} + {s.ssim_weight:g} x (1 - SSIM)"
-                f", {s.frames}-frame input; model selected on validation {metric}{size}\n{self.split_note}")
+                f", {s.frames}-frame input; model selected on validation {metric}; network "
+                f"{describe_size(network, example)}")
 
     # -- evaluate --------------------------------------------------------------------------
-    def test_data(self, data: str | None, s: DerainSettings) -> Dataset:
-        self._y_channel = s.y_channel
-        return _verified(ddata.test_set(data, s.data_settings()))
+    def test_data(self, data: str | None, s: DerainSettings) -> TestData:
+        return TestData(_verified(ddata.test_set(data, s)))
 
     @torch.no_grad()
-    def evaluate_batch(self, network: nn.Module, batch: dict[str, Any]) -> tuple[list[dict[str, Any]], Any]:
-        items = restore(network, batch, getattr(network, "tile", None), int(getattr(network, "tile_overlap", 32)))
-        y = bool(getattr(network, "y_channel", True))
+    def evaluate_batch(self, network: nn.Module, batch: dict[str, Any], s: DerainSettings,
+                       scoring: Scoring) -> tuple[list[dict[str, Any]], Any]:
+        """Records ``{"name", "psnr", "ssim"}`` (``s.y_channel``: on the MATLAB Y channel, else RGB) of the
+        batch restored whole or in tiles of ``s.tile``, and the restored items."""
+        items = restore(network, batch, s.tile, s.tile_overlap)
         records = []
         for item in items:
             rec: dict[str, Any] = {"name": item["name"]}
             if "target" in item:
-                m = derain_metrics(item["output"][None], item["target"][None], y)
+                m = derain_metrics(item["output"][None], item["target"][None], s.y_channel)
                 rec.update({k: float(v[0]) for k, v in m.items()})
                 item["metrics"] = {k: rec[k] for k in m}
-                item["y_channel"] = y
+                item["y_channel"] = s.y_channel
             records.append(rec)
         return records, items
 
@@ -203,19 +178,20 @@ class DerainTask(Task):
             items = items[:1]
         return labelled_grid(items)
 
-    def score_predictions(self, pred_dir: str, data: str | None, s: DerainSettings) -> list[dict[str, Any]]:
-        """Records ``{"name", "psnr", "ssim"}`` of the restored images in ``pred_dir`` matched to the test
+    def score_predictions(self, predictions: str, data: str | None,
+                          s: DerainSettings) -> tuple[list[dict[str, Any]], Scoring]:
+        """Records ``{"name", "psnr", "ssim"}`` of the restored images in ``predictions`` matched to the test
         items of ``data`` (or the embedded test split) by relative path and stem, any image extension."""
-        dataset = self.test_data(data, s)
+        test = self.test_data(data, s)
         records = []
-        for name, pred, target in match_predictions(pred_dir, dataset, s.y_channel):
+        for name, pred, target in match_predictions(predictions, test.test, s.y_channel):
             m = derain_metrics(pred[None], target[None], s.y_channel)
             records.append({"name": name, **{k: float(v[0]) for k, v in m.items()}})
-        return records
+        return records, test.scoring
 
-    def metrics_record(self) -> dict[str, str]:
+    def metrics_record(self, s: DerainSettings, scoring: Scoring) -> dict[str, str]:
         """``{"convention": ...}``: which channel and convention the scores use."""
-        return {"convention": self.evaluation_note()}
+        return {"convention": self.evaluation_note(s, scoring)}
 
     def example_inputs(self, s: DerainSettings, size: Sequence[int], batch: int = 1,
                        generator: torch.Generator | None = None) -> dict[str, Tensor]:
@@ -224,7 +200,7 @@ class DerainTask(Task):
             return {"input": torch.rand(batch, 3, *size, generator=generator)}
         return {"frames": torch.rand(batch, s.frames, 3, *size, generator=generator)}
 
-    def evaluation_note(self) -> str:
-        if self._y_channel:
+    def evaluation_note(self, s: DerainSettings, scoring: Scoring) -> str:
+        if s.y_channel:
             return METRIC_NOTE + "; full resolution, no border crop"
         return "PSNR/SSIM on RGB in [0, 1] (--no-y-channel), full resolution, no border crop"

@@ -30,77 +30,49 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from restoration.fusion.metrics_conventions import CONVENTIONS, DEFAULT_CONVENTION
-from tasks.settings import Recipes, Settings, SettingsError, at_least, in_range, one_of, positive
+from restoration.settings import ImageSettings
+from tasks.settings import Recipes, SettingsError, at_least, doc, in_range, one_of, positive, positive_int
 
-__all__ = ["ARCH_BETAS", "CONVENTION_HELP", "FusionSettings", "RECIPES", "add_task_arguments"]
-
-#: Adam betas of the upper optimizer (DARTS's architect and TIMFusion's ``architect_new.py``).
-ARCH_BETAS = (0.5, 0.999)
-
-
-def _h(text: str) -> dict[str, str]:
-    return {"help": text}
+__all__ = ["CONVENTION_HELP", "FusionSettings", "RECIPES", "add_task_arguments"]
 
 
 @dataclass
-class FusionSettings(Settings):
+class FusionSettings(ImageSettings):
     """Settings of the fusion task (see the module docstring for the recipes)."""
 
-    channels: int = field(default=8, metadata=_h("feature channels of the network"))
-    decomposition: bool = field(default=False, metadata=_h("guided-filter base/detail inputs (4 channels)"))
-    gf_kernel: int = field(default=7, metadata=_h("guided filter window"))
-    gf_eps: float = field(default=1e-2, metadata=_h("guided filter regulariser"))
-    partial_k: int = field(default=1, metadata=_h("search: PC-DARTS channel share 1/k on every edge"))
-    crop: int | None = field(default=48, metadata=_h("random square training crop (None: whole items)"))
-    flip: bool = field(default=True, metadata=_h("random flips"))
-    synthetic_count: int | None = field(default=None, metadata=_h("embedded training pairs (None: 48)"))
-    synthetic_val_count: int | None = field(default=48, metadata=_h("search: embedded upper-level crops"))
-    val_fraction: float = field(default=0.1, metadata=_h("share of a training folder held out for validation"))
-    eval_batch_size: int = field(default=1, metadata=_h("validation/test batch size"))
+    channels: int = field(default=8, metadata=doc("feature channels of the network"))
+    decomposition: bool = field(default=False, metadata=doc("guided-filter base/detail inputs (4 channels)"))
+    gf_kernel: int = field(default=7, metadata=doc("guided filter window"))
+    gf_eps: float = field(default=1e-2, metadata=doc("guided filter regulariser"))
+    partial_k: int = field(default=1, metadata=doc("search: PC-DARTS channel share 1/k on every edge"))
+    synthetic_count: int | None = field(default=None, metadata=doc("embedded training pairs (None: 48)"))
+    synthetic_val_count: int | None = field(default=48, metadata=doc("search: embedded upper-level crops"))
     # losses
-    intensity_weight: float = field(default=1.0, metadata=_h("weight of the intensity loss"))
-    gradient_weight: float = field(default=1.0, metadata=_h("weight of the gradient loss"))
-    ssim_weight: float = field(default=1.0, metadata=_h("weight of the SSIM loss"))
-    learn_loss_weights: bool = field(default=False, metadata=_h("search: loss weights are upper variables"))
-    hyper_lr: float = field(default=0.05, metadata=_h("search: Adam learning rate of the loss-weight logits"))
+    intensity_weight: float = field(default=1.0, metadata=doc("weight of the intensity loss"))
+    gradient_weight: float = field(default=1.0, metadata=doc("weight of the gradient loss"))
+    ssim_weight: float = field(default=1.0, metadata=doc("weight of the SSIM loss"))
+    learn_loss_weights: bool = field(default=False, metadata=doc("search: loss weights are upper variables"))
+    hyper_lr: float = field(default=0.05, metadata=doc("search: Adam learning rate of the loss-weight logits"))
     # hardware-aware search
-    latency_weight: float = field(default=0.0, metadata=_h("search: W in upper loss + W x expected latency (ms)"))
-    latency_size: int = field(default=64, metadata=_h("search: side of the input the ops are timed on"))
-    latency_repeats: int = field(default=10, metadata=_h("search: timed runs per op (median)"))
-    latency_table: dict[str, Any] | None = field(default=None, metadata=_h(
+    latency_weight: float = field(default=0.0, metadata=doc("search: W in upper loss + W x expected latency (ms)"))
+    latency_size: int = field(default=64, metadata=doc("search: side of the input the ops are timed on"))
+    latency_repeats: int = field(default=10, metadata=doc("search: timed runs per op (median)"))
+    latency_table: dict[str, Any] | None = field(default=None, metadata=doc(
         "search: op latency record {settings, latency_ms}, filled at start and written to the run folder"))
-    # optimisation
-    lr: float = field(default=0.01, metadata=_h("learning rate of the network weights"))
-    lr_min: float = field(default=1e-3, metadata=_h("cosine floor of the weights' learning rate"))
-    lr_schedule: str = field(default="cosine", metadata=_h("cosine or constant"))
-    momentum: float = field(default=0.9, metadata=_h("SGD momentum of the weights"))
-    weight_decay: float = field(default=3e-4, metadata=_h("weight decay of the weights"))
-    lower_optimizer: str = field(default="sgd", metadata=_h("search: sgd or adam for the weights"))
-    train_optimizer: str = field(default="adam", metadata=_h("train: adam or sgd"))
-    arch_lr: float = field(default=3e-3, metadata=_h("search: Adam learning rate of the alphas"))
-    arch_weight_decay: float = field(default=1e-3, metadata=_h("search: weight decay of the alphas"))
-    grad_clip: float | None = field(default=5.0, metadata=_h("search: hypergradient clip; train: weights clip"))
-    lower_grad_clip: float | None = field(default=5.0, metadata=_h("search: clip of the weights' gradient"))
     # evaluation
-    textbook_ssim: bool = field(default=False, metadata=_h("ssim metric: Wang et al.'s instead of the evaluator's"))
-    convention: str = field(default=DEFAULT_CONVENTION, metadata=_h(
+    textbook_ssim: bool = field(default=False, metadata=doc("ssim metric: Wang et al.'s instead of the evaluator's"))
+    convention: str = field(default=DEFAULT_CONVENTION, metadata=doc(
         "metric definitions of a published table: cddfuse (MMIF-CDDFuse evaluator) or didfuse (DIDFuse's Table 4)"))
 
     def check(self) -> None:
         super().check()
-        for key in ("channels", "gf_kernel", "partial_k", "eval_batch_size", "latency_size", "latency_repeats"):
+        for key in ("channels", "gf_kernel", "partial_k", "latency_size", "latency_repeats"):
             at_least(self, key, 1)
         at_least(self, "crop", 12, optional=True)  # the SSIM loss needs 11x11 windows
-        at_least(self, "synthetic_count", 1, optional=True)
         at_least(self, "synthetic_val_count", 1, optional=True)
-        for key in ("gf_eps", "lr", "arch_lr", "hyper_lr"):
+        for key in ("gf_eps", "hyper_lr"):
             positive(self, key)
-        positive(self, "grad_clip", optional=True)
-        positive(self, "lower_grad_clip", optional=True)
-        in_range(self, "val_fraction", 0.0, 0.5)
-        in_range(self, "momentum", 0.0, 1.0)
-        for key in ("lr_min", "weight_decay", "arch_weight_decay", "latency_weight", "intensity_weight",
-                    "gradient_weight", "ssim_weight"):
+        for key in ("latency_weight", "intensity_weight", "gradient_weight", "ssim_weight"):
             in_range(self, key, 0.0, float("inf"))
         if self.intensity_weight + self.gradient_weight + self.ssim_weight <= 0:
             raise SettingsError("at least one of intensity_weight, gradient_weight, ssim_weight must be > 0")
@@ -109,7 +81,6 @@ class FusionSettings(Settings):
                                 "give positive --intensity-weight, --gradient-weight, --ssim-weight")
         if self.channels % self.partial_k:
             raise SettingsError(f"setting channels ({self.channels}) must be a multiple of partial_k ({self.partial_k})")
-        one_of(self, "lr_schedule", ("cosine", "constant"))
         one_of(self, "lower_optimizer", ("sgd", "adam"))
         one_of(self, "train_optimizer", ("adam", "sgd"))
         one_of(self, "convention", tuple(CONVENTIONS))
@@ -119,12 +90,6 @@ class FusionSettings(Settings):
     def loss_weights(self) -> dict[str, float]:
         """The fixed loss weights ``{"intensity", "gradient", "ssim"}``."""
         return {"intensity": self.intensity_weight, "gradient": self.gradient_weight, "ssim": self.ssim_weight}
-
-    def data_settings(self) -> dict[str, Any]:
-        """The plain dict ``restoration.fusion.data`` reads."""
-        return {"data": self.data, "crop": self.crop, "flip": self.flip, "seed": self.seed,
-                "val_fraction": self.val_fraction, "synthetic_count": self.synthetic_count,
-                "synthetic_val_count": self.synthetic_val_count}
 
 
 RECIPES: Recipes = {
@@ -149,13 +114,6 @@ CONVENTION_HELP = ("definitions of the fusion metrics, recorded in metrics.json:
     f"{c.name}{' (default)' if c.name == DEFAULT_CONVENTION else ''}: {c.note}" for c in CONVENTIONS.values()))
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
 def _non_negative(text: str) -> float:
     value = float(text)
     if not value >= 0:
@@ -171,13 +129,13 @@ def add_task_arguments(parser: argparse.ArgumentParser, stage: str) -> None:
         f"task 'fusion' ({stage}); recipes: default (fast on a CPU), tim (TIMFusion's public code where it "
         "fixes a value, DARTS's values elsewhere)")
     add = group.add_argument
-    add("--channels", type=_positive_int, default=None, metavar="C",
+    add("--channels", type=positive_int, default=None, metavar="C",
         help="feature channels (default: search 8, train 16)")
-    add("--crop", type=_positive_int, default=None, metavar="PX", help="random square training crop (default 48)")
+    add("--crop", type=positive_int, default=None, metavar="PX", help="random square training crop (default 48)")
     add("--decomposition", action=argparse.BooleanOptionalAction, default=None,
         help="feed guided-filter base and detail layers of each source (kornia guided_blur) instead of the sources")
     add("--lr", type=float, default=None, help="learning rate of the network weights (default: search 0.01, train 3e-3)")
-    add("--synthetic-count", type=_positive_int, default=None, metavar="N",
+    add("--synthetic-count", type=positive_int, default=None, metavar="N",
         help="embedded training pairs (default 48)")
     add("--val-fraction", type=float, default=None, metavar="P",
         help="share of a training folder held out (seeded) for validation when no val/ folder exists (default 0.1)")
@@ -199,7 +157,7 @@ def add_task_arguments(parser: argparse.ArgumentParser, stage: str) -> None:
             help="add W x expected latency (ms) of the supernet to the upper loss (default 0: no latency term); "
                  "the ops are timed on this device at the start and the table is kept in "
                  "config.json/checkpoint.pt of the run folder")
-        add("--latency-size", type=_positive_int, default=None, metavar="PX",
+        add("--latency-size", type=positive_int, default=None, metavar="PX",
             help="side of the square input the ops are timed on (default 64)")
         add("--arch-lr", type=float, default=None, help="Adam learning rate of the alphas (default 3e-3)")
         add("--hyper-lr", type=float, default=None, help="Adam learning rate of the loss-weight logits (default 0.05)")

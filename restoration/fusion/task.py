@@ -11,13 +11,13 @@ weights cannot all shrink: scaling every weight only rescales the lower learning
 batch, plus ``latency_weight x`` the supernet's expected latency in ms (``latency.expected_latency``
 over op latencies timed on the current device at the start of the search). Any ``--method``.
 
-Where the op latencies live: the table is measured in ``build_search`` and stored in the settings
-field ``latency_table`` (``{"settings": what it was measured with, "latency_ms": {cell: {op: ms}}}``);
-the search command writes the settings to the run folder's ``config.json`` and ``checkpoint.pt`` after
-``build_search``, so the table is cached in the run folder and a ``--resume`` (or a ``--config`` of that
-``config.json``) on the same device, torch version, width, size and primitives reuses it instead of
-timing again. Every derived genotype's discrete network is timed too (``measure_latency``) and printed
-with the result when ``latency_weight > 0``; ``last_latency_ms`` holds the value.
+Where the op latencies live: the table is measured in ``build_search`` and returned as the setting
+``latency_table`` (``{"settings": what it was measured with, "latency_ms": {cell: {op: ms}}}``) in
+``SearchSetup.settings``; the search command applies it to the run's settings, which it writes to the
+run folder's ``config.json`` and ``checkpoint.pt``, so the table is cached in the run folder and a
+``--resume`` (or a ``--config`` of that ``config.json``) on the same device, torch version, width, size
+and primitives reuses it instead of timing again. When ``latency_weight > 0``, every derived genotype's
+discrete network is timed too (``searched_latency``) and printed with the result.
 
 Result: ``genotype.json``; with ``learn_loss_weights`` also ``hparams.json``
 ``{"intensity": w, "gradient": w, "ssim": w}``. Training retrains ``model.FusionNet`` of the genotype
@@ -52,24 +52,26 @@ import bilevel
 from bilevel import Group, LowerLevel
 from datasets.io import write_image
 from datasets.pairs import describe_data
+from nas.genotype import Genotype, GenotypeError
 from restoration.fusion import data as fdata
 from restoration.fusion.color import split_luma
 from restoration.fusion.evaluation import item_panel, labelled_grid, restore, score_item
-from restoration.panels import PANELS
 from restoration.fusion.evaluation import score_predictions as score_folder
 from restoration.fusion.genotype import FUSION_PRIMITIVES
 from restoration.fusion.latency import expected_latency, measure_latency, reuse_or_measure
 from restoration.fusion.losses import LOSS_TERMS, fusion_loss
 from restoration.fusion.metrics import METRIC_NAMES, VIF_MIN_SIZE
-from restoration.fusion.metrics_conventions import CONVENTIONS, DEFAULT_CONVENTION
+from restoration.fusion.metrics_conventions import CONVENTIONS
 from restoration.fusion.model import CELL_NAMES, SPACE, FusionNet, FusionSearchNet, check_fusion_genotype
-from restoration.fusion.settings import ARCH_BETAS, RECIPES, FusionSettings, add_task_arguments
+from restoration.fusion.settings import RECIPES, FusionSettings, add_task_arguments
 from restoration.ops import RESTORATION_OPS
-from restoration.training import single_group_training
-from tasks import SearchResult, SearchSetup, Task, TrainSetup
+from restoration.panels import PANELS
+from tasks import Scoring, SearchData, SearchResult, SearchSetup, Task, TestData, TrainData, TrainSetup
 from tasks.results import HparamsError
+from tasks.training import ARCH_BETAS, make_optimizer, make_schedule, single_group_training
 
-__all__ = ["FusionSearch", "FusionNetwork", "FusionTask", "VALIDATION_METRICS", "check_loss_weights", "sources"]
+__all__ = ["FusionSearch", "FusionNetwork", "FusionTask", "VALIDATION_METRICS", "check_loss_weights",
+           "searched_latency", "sources"]
 
 #: Metrics scored on validation during training (``select`` and the cheap ones).
 VALIDATION_METRICS = ("en", "sd", "sf", "ag", "qabf", "scd", "cc", "psnr", "mse")
@@ -83,6 +85,11 @@ def sources(batch: dict[str, Any]) -> tuple[Tensor, Tensor]:
 
 def _weights_tensor(weights: dict[str, float]) -> Tensor:
     return torch.tensor([float(weights[k]) for k in LOSS_TERMS])
+
+
+def _discrete_net(genotype: Genotype, s: FusionSettings) -> FusionNet:
+    return FusionNet(genotype, RESTORATION_OPS, C=s.channels, use_decomposition=s.decomposition,
+                     gf_kernel=s.gf_kernel, gf_eps=s.gf_eps)
 
 
 class FusionSearch(nn.Module):
@@ -114,16 +121,17 @@ class FusionSearch(nn.Module):
 
 class FusionNetwork(nn.Module):
     """The network to train and evaluate with its loss weights ``[3]`` as a buffer.
-    ``forward(ir, vi)``: ``[N, 1, H, W]`` x2 -> fused ``[N, 1, H, W]``."""
+    ``forward(ir, vi)``: ``[N, 1, H, W]`` x2 -> fused ``[N, 1, H, W]``; with ``with_weights``:
+    ``(fused, loss weights [3])`` (the training loss reads them so)."""
 
     def __init__(self, net: FusionNet, weights: dict[str, float]) -> None:
         super().__init__()
         self.net = net
         self.register_buffer("loss_weights", _weights_tensor(weights))
-        self.textbook_ssim = False  # read by evaluate_batch (evaluate.py rebuilds it from the settings)
 
-    def forward(self, ir: Tensor, vi: Tensor) -> Tensor:
-        return self.net(ir, vi)
+    def forward(self, ir: Tensor, vi: Tensor, with_weights: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        fused = self.net(ir, vi)
+        return (fused, self.loss_weights) if with_weights else fused
 
 
 def check_loss_weights(hparams: dict[str, Tensor], source: str = "") -> dict[str, float]:
@@ -144,9 +152,30 @@ def check_loss_weights(hparams: dict[str, Tensor], source: str = "") -> dict[str
     return out
 
 
+def searched_latency(genotype: Genotype, s: FusionSettings, device: torch.device) -> float:
+    """Median forward time (ms) on ``device`` of the discrete network of ``genotype`` on an
+    ``s.latency_size`` square pair (``s.latency_repeats`` timed runs)."""
+    net = _discrete_net(genotype, s).to(device)
+    return measure_latency(net, s.latency_size, s.latency_size, repeats=s.latency_repeats)
+
+
 def _verified(dataset: Dataset) -> Dataset:
     dataset.verify()  # every file checked (headers) before the first step: one-line DataError
     return dataset
+
+
+def _search_objective(s: FusionSettings) -> str:
+    """What the two levels of a search optimise (lines of the search note)."""
+    hyper = s.learn_loss_weights
+    what = "alphas" + (" and loss-weight logits" if hyper else "")
+    note = (f"upper: {what} (Adam) on the fusion loss with fixed weights {_fmt(s.loss_weights())} on validation"
+            + (f" + {s.latency_weight:g} x expected latency (ms)" if s.latency_weight > 0 else "")
+            + f"; lower: weights ({s.lower_optimizer}) on the fusion loss with "
+            + ("the learned weights" if hyper else "the same weights"))
+    if s.method == "darts1" and hyper:
+        note += ("\nnote: darts1 ignores how the weights depend on the loss weights: their "
+                 "hypergradient is 0 and they keep their start values (use darts2, cg, neumann or ias)")
+    return note
 
 
 class FusionTask(Task):
@@ -156,12 +185,9 @@ class FusionTask(Task):
     space = SPACE
     cell_names = CELL_NAMES
     primitives = FUSION_PRIMITIVES
-    #: a search yields a genotype; with ``--learn-loss-weights`` loss weights too (``__init__``
-    #: makes train.py read an hparams.json when the run has one; ``check_result`` keeps it optional)
-    results = ("genotype",)
+    #: a search yields a genotype; with ``--learn-loss-weights`` loss weights too (optional: ``check_result``)
     Settings = FusionSettings
     recipes = RECIPES
-    default_method = "darts2"
     metrics = {name: ("min" if name == "mse" else "max") for name in METRIC_NAMES}
     select = "qabf"
     cell_titles = {"scale1": "full-resolution branch", "scale2": "1/2-scale branch", "scale4": "1/4-scale branch"}
@@ -172,22 +198,14 @@ class FusionTask(Task):
                  "seeded slice of the training pairs, never the test files; default: embedded photographs rendered as a "
                  "night capture (visible) and a synthetic thermal image (infrared)")
     pairs_help = "--pairs IR_DIR VI_DIR: infrared images (INPUT_DIR) and visible images (TARGET_DIR)"
-
-    def __init__(self) -> None:
-        self.results = ("genotype", "hparams")
-        self.split_note = ""
-        self.split: dict[str, Any] = {}
-        self.last_latency_ms: float | None = None
-        self._settings: FusionSettings | None = None
-        self._metric_names: tuple[str, ...] = METRIC_NAMES
+    can_score_predictions = True
+    conventions = tuple(CONVENTIONS)
 
     def add_arguments(self, parser: argparse.ArgumentParser, stage: str) -> None:
         add_task_arguments(parser, stage)
 
     def check_result(self, result: SearchResult, source: str = "") -> None:
         if result.genotype is None:
-            from nas.genotype import GenotypeError
-
             raise GenotypeError("task 'fusion' needs a genotype; pass --genotype FILE (e.g. "
                                 "restoration/fusion/fusion_reference.json) or --from RUN_DIR")
         self.check_genotype(result.genotype, source)
@@ -196,31 +214,30 @@ class FusionTask(Task):
             check_loss_weights(result.hparams, source)
 
     # -- search ----------------------------------------------------------------------------
-    def search_data(self, s: FusionSettings) -> tuple[Dataset, Dataset]:
-        lower, upper = fdata.search_sets(s.data_settings())
+    def search_data(self, s: FusionSettings) -> SearchData:
+        lower, upper = fdata.search_sets(s)
         lower, upper = _verified(lower), _verified(upper)
         where = "embedded training photographs" if s.data is None else f"'{describe_data(s.data)}'"
-        self.split_note = (f"search: lower level on {len(lower)} training pairs, upper level on {len(upper)} "
-                           f"validation pairs ({where}); test pairs unread")
-        return lower, upper
+        note = (f"search: lower level on {len(lower)} training pairs, upper level on {len(upper)} "
+                f"validation pairs ({where}); test pairs unread\n{_search_objective(s)}")
+        return SearchData(lower, upper, note)
 
     def build_search(self, s: FusionSettings, device: torch.device) -> SearchSetup:
-        self.results = ("genotype", "hparams") if s.learn_loss_weights else ("genotype",)
-        self._settings = s
+        """The supernet, its group and the weights' schedule; with ``latency_weight > 0`` the op latency
+        record (reused from ``s.latency_table`` or timed now, a line printed) as the setting
+        ``latency_table``."""
         supernet = FusionSearch(s).to(device)
         weights, alphas = supernet.weight_parameters(), supernet.arch_parameters()
         hyper = {"loss_logits": supernet.loss_logits} if s.learn_loss_weights else {}
         fixed = _weights_tensor(s.loss_weights()).to(device)
-        table = None
+        table, kept = None, {}
         if s.latency_weight > 0:
             record, measured = reuse_or_measure(s.latency_table, RESTORATION_OPS, FUSION_PRIMITIVES, s.channels,
                                                 s.latency_size, device, repeats=s.latency_repeats)
-            s.latency_table = record  # the command writes the settings (and so the table) to the run folder
-            table = record["latency_ms"]
-            self.split_note += (f"\nop latencies {'timed now' if measured else 'reused from the run settings'} on "
-                                f"{record['settings']['device']} ({s.latency_size}x{s.latency_size} input, ms): "
-                                + "; ".join(f"{c}: " + ", ".join(f"{k} {v:.3g}" for k, v in row.items())
-                                            for c, row in table.items()))
+            table, kept = record["latency_ms"], {"latency_table": record}
+            print(f"op latencies {'timed now' if measured else 'reused from the run settings'} on "
+                  f"{record['settings']['device']} ({s.latency_size}x{s.latency_size} input, ms): "
+                  + "; ".join(f"{c}: " + ", ".join(f"{k} {v:.3g}" for k, v in row.items()) for c, row in table.items()))
 
         def run(lower: dict[str, Tensor], upper: dict[str, Tensor], batch: dict[str, Any]) -> tuple[Tensor, ...]:
             ir, vi = sources(batch)
@@ -239,94 +256,69 @@ class FusionTask(Task):
                 loss = loss + s.latency_weight * expected_latency(probs, table, FUSION_PRIMITIVES)
             return loss
 
-        if s.lower_optimizer == "sgd":
-            opt = torch.optim.SGD(weights.values(), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
-        else:
-            opt = torch.optim.Adam(weights.values(), lr=s.lr, weight_decay=s.weight_decay)
+        opt = make_optimizer(s.lower_optimizer, weights.values(), s.lr, s.weight_decay, s.momentum)
         level = LowerLevel("weights", opt, grad_clip=s.lower_grad_clip)
         groups = [{"params": list(alphas.values()), "lr": s.arch_lr, "weight_decay": s.arch_weight_decay}]
         if hyper:
             groups.append({"params": list(hyper.values()), "lr": s.hyper_lr, "weight_decay": 0.0})
-        upper_opt = torch.optim.Adam(groups, betas=ARCH_BETAS)
+        upper_opt = make_optimizer("adam", groups, s.arch_lr, s.arch_weight_decay, betas=ARCH_BETAS)
         problem = bilevel.BilevelProblem(weights, {**alphas, **hyper}, f, F_)
         group = Group("upper", problem, upper_opt, level, grad_clip=s.grad_clip)
-        schedulers = [] if s.lr_schedule == "constant" else [
-            torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=s.epochs, eta_min=s.lr_min)]
-        what = "alphas" + (" and loss-weight logits" if hyper else "")
-        self.split_note += (f"\nupper: {what} (Adam) on the fusion loss with fixed weights "
-                            f"{_fmt(s.loss_weights())} on validation"
-                            + (f" + {s.latency_weight:g} x expected latency (ms)" if table is not None else "")
-                            + f"; lower: weights ({s.lower_optimizer}) on the fusion loss with "
-                            + ("the learned weights" if hyper else "the same weights"))
-        if s.method == "darts1" and hyper:
-            self.split_note += ("\nnote: darts1 ignores how the weights depend on the loss weights: their "
-                                "hypergradient is 0 and they keep their start values (use darts2, cg, neumann or ias)")
-        return SearchSetup(supernet, [group], schedulers)
+        return SearchSetup(supernet, [group], make_schedule(s.lr_schedule, opt, s.epochs, s.lr_min), kept)
 
-    def search_result(self, setup: SearchSetup) -> SearchResult:
-        net: FusionSearch = setup.supernet
-        genotype = net.net.genotype()
+    def search_result(self, setup: SearchSetup, s: FusionSettings) -> SearchResult:
+        """The supernet's genotype and, with ``learn_loss_weights``, its loss weights; with
+        ``latency_weight > 0`` the genotype's discrete network is timed and the time printed."""
+        supernet: FusionSearch = setup.supernet
+        genotype = supernet.net.genotype()
         hparams = {}
-        if net.loss_logits.requires_grad:
-            w = net.weights_from(net.loss_logits.detach()).cpu()
+        if s.learn_loss_weights:
+            w = supernet.weights_from(supernet.loss_logits.detach()).cpu()
             hparams = {k: w[i].clone() for i, k in enumerate(LOSS_TERMS)}
-        s = self._settings
-        if s is not None and s.latency_weight > 0:
-            device = next(net.parameters()).device
-            discrete = FusionNet(genotype, RESTORATION_OPS, C=s.channels, use_decomposition=s.decomposition,
-                                 gf_kernel=s.gf_kernel, gf_eps=s.gf_eps).to(device)
-            self.last_latency_ms = measure_latency(discrete, s.latency_size, s.latency_size, repeats=s.latency_repeats)
-            tqdm.write(f"searched network: {self.last_latency_ms:.3f} ms per {s.latency_size}x{s.latency_size} pair "
+        if s.latency_weight > 0:
+            device = next(supernet.parameters()).device
+            ms = searched_latency(genotype, s, device)
+            tqdm.write(f"searched network: {ms:.3f} ms per {s.latency_size}x{s.latency_size} pair "
                        f"on {device} (median of {s.latency_repeats}); genotype {genotype.to_json()}")
         return SearchResult(genotype=genotype, hparams=hparams)
 
     # -- train -----------------------------------------------------------------------------
-    def train_data(self, s: FusionSettings) -> tuple[Dataset, Dataset | None]:
-        train, val = fdata.train_sets(s.data_settings())
+    def train_data(self, s: FusionSettings) -> TrainData:
+        train, val = fdata.train_sets(s)
         train, val = _verified(train), _verified(val)
-        self._metric_names = VALIDATION_METRICS
         where = "embedded photographs" if s.data is None else f"'{describe_data(s.data)}'"
-        self.split_note = (f"training on {len(train)} pairs, validation on {len(val)} pairs ({where}; never the "
-                           "test files)")
-        self.split = {"train_pairs": len(train), "val_pairs": len(val)}
-        return train, val
+        note = f"training on {len(train)} pairs, validation on {len(val)} pairs ({where}; never the test files)"
+        return TrainData(train, val, note, {"train_pairs": len(train), "val_pairs": len(val)},
+                         Scoring(VALIDATION_METRICS, role="val"))
 
     def build_network(self, result: SearchResult, s: FusionSettings) -> nn.Module:
         self.check_result(result)
         weights = check_loss_weights(result.hparams) if result.hparams else s.loss_weights()
-        net = FusionNetwork(FusionNet(result.genotype, RESTORATION_OPS, C=s.channels, use_decomposition=s.decomposition,
-                                      gf_kernel=s.gf_kernel, gf_eps=s.gf_eps), weights)
-        net.textbook_ssim = s.textbook_ssim
-        net.convention = s.convention
-        self._weights_source = "searched" if result.hparams else "fixed"
-        return net
+        return FusionNetwork(_discrete_net(result.genotype, s), weights)
 
     def build_training(self, network: nn.Module, s: FusionSettings, steps_per_epoch: int) -> TrainSetup:
         return single_group_training(network, s)
 
     def train_losses(self, network: nn.Module, batch: dict[str, Any], s: FusionSettings) -> dict[str, Tensor]:
         ir, vi = sources(batch)
-        total, terms = fusion_loss(network(ir, vi), ir, vi, network.loss_weights)
+        fused, weights = network(ir, vi, with_weights=True)
+        total, terms = fusion_loss(fused, ir, vi, weights)
         return {"loss": total, **{f"loss_{k}": v for k, v in terms.items()}}
 
-    def training_note(self, s: FusionSettings, train_set: Dataset) -> str:
-        w = getattr(self, "_weights_source", "fixed")
+    def training_note(self, s: FusionSettings, data: TrainData, network: nn.Module, result: SearchResult) -> str:
         return (f"optimising: network weights ({s.train_optimizer}) on the fusion loss (intensity + gradient + SSIM, "
-                f"{w} weights); model selected on validation qabf\n{self.split_note}")
+                f"{'searched' if result.hparams else 'fixed'} weights); model selected on validation qabf")
 
     # -- evaluate --------------------------------------------------------------------------
-    def test_data(self, data: str | None, s: FusionSettings) -> Dataset:
-        self._metric_names = METRIC_NAMES
-        self._textbook = s.textbook_ssim
-        self._convention = s.convention
-        return _verified(fdata.test_set(data, s.data_settings()))
+    def test_data(self, data: str | None, s: FusionSettings) -> TestData:
+        return TestData(_verified(fdata.test_set(data)))
 
     @torch.no_grad()
-    def evaluate_batch(self, network: nn.Module, batch: dict[str, Any]) -> tuple[list[dict[str, Any]], Any]:
+    def evaluate_batch(self, network: nn.Module, batch: dict[str, Any], s: FusionSettings,
+                       scoring: Scoring) -> tuple[list[dict[str, Any]], Any]:
         items = restore(network, batch)
-        textbook = bool(getattr(network, "textbook_ssim", False))
-        convention = str(getattr(network, "convention", DEFAULT_CONVENTION))
-        records = [{"name": it["name"], **score_item(it, self._metric_names, textbook, convention)} for it in items]
+        names = scoring.metrics or METRIC_NAMES
+        records = [{"name": it["name"], **score_item(it, names, s.textbook_ssim, s.convention)} for it in items]
         for it, rec in zip(items, records):
             it["metrics"] = {k: v for k, v in rec.items() if k != "name"}
         return records, items
@@ -346,15 +338,17 @@ class FusionTask(Task):
         network.train(was_training)
         return labelled_grid(items)
 
-    def score_predictions(self, pred_dir: str, data: str | None, s: FusionSettings) -> list[dict[str, Any]]:
-        """Records ``{"name", <metric>: value}`` of the fused images in ``pred_dir`` (matched to the pairs
+    def score_predictions(self, predictions: str, data: str | None,
+                          s: FusionSettings) -> tuple[list[dict[str, Any]], Scoring]:
+        """Records ``{"name", <metric>: value}`` of the fused images in ``predictions`` (matched to the pairs
         of ``data``, or of the embedded test split, by file stem; any image extension), all thirteen
         metrics (``s.textbook_ssim`` picks the SSIM, ``s.convention`` the definitions)."""
-        return score_folder(pred_dir, self.test_data(data, s), METRIC_NAMES, s.textbook_ssim, s.convention)
+        test = self.test_data(data, s)
+        return score_folder(predictions, test.test, METRIC_NAMES, s.textbook_ssim, s.convention), test.scoring
 
-    def metrics_record(self) -> dict[str, str]:
+    def metrics_record(self, s: FusionSettings, scoring: Scoring) -> dict[str, str]:
         """``{"convention": name, "convention_note": ...}``: the definitions the scores use."""
-        return {"convention": getattr(self, "_convention", DEFAULT_CONVENTION), "convention_note": self.evaluation_note()}
+        return {"convention": s.convention, "convention_note": self.evaluation_note(s, scoring)}
 
     output_name = "fused"
 
@@ -364,13 +358,12 @@ class FusionTask(Task):
         return {"ir": torch.rand(batch, 1, *size, generator=generator),
                 "vi_y": torch.rand(batch, 1, *size, generator=generator)}
 
-    def evaluation_note(self) -> str:
+    def evaluation_note(self, s: FusionSettings, scoring: Scoring) -> str:
         ssim = ("ssim: Wang et al.'s (Gaussian 11x11, sigma 1.5, range 255), summed over the two sources"
-                if getattr(self, "_textbook", False) else
+                if s.textbook_ssim else
                 "ssim: the evaluator's scikit-image call (7x7 uniform window, effective data_range 2), summed over "
                 "the two sources")
-        convention = getattr(self, "_convention", DEFAULT_CONVENTION)
-        return (f"fusion metrics, convention {convention!r} ({CONVENTIONS[convention].note}): gray images on "
+        return (f"fusion metrics, convention {s.convention!r} ({CONVENTIONS[s.convention].note}): gray images on "
                 "[0, 255] (8-bit rounding, RGB via OpenCV's 0.299/0.587/0.114); MI summed over the two sources (mi "
                 "in nats, mi_bits in bits); VIF, Qabf, SCD summed too; CC and MSE averaged; PSNR from the averaged "
                 f"MSE and the fused image's peak; EN in bits; {ssim}; VIF only on images >= {VIF_MIN_SIZE} px a side")

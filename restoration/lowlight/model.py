@@ -27,7 +27,10 @@ from torch import nn
 from restoration.lowlight.cell import NUM_EDGES, RUASCell, RUASSearchCell, check_op_names
 from restoration.lowlight.ops import RUAS_PRIMITIVES, ruas_conv
 
-__all__ = ["IEM", "NRM", "RUASNet", "RUASSearch", "local_max_2x2"]
+__all__ = ["IEM", "NRM", "OUTPUT_KEYS", "RUASNet", "RUASSearch", "local_max_2x2"]
+
+#: Network outputs that can be evaluated: ``out`` (IEM + NRM, RUAS's LOL results) or ``u`` (IEM only).
+OUTPUT_KEYS = ("out", "u")
 
 IMAGE_CHANNELS = 3
 T_MIN = 0.001
@@ -182,6 +185,7 @@ class RUASNet(nn.Module):
     Args:
         iem_ops, nrm_ops: 7 primitive names each.
         iem_stages, nrm_cells, nrm_channels: as ``RUASSearch``.
+        output: the output that is the enhanced image, one of ``OUTPUT_KEYS``.
 
     ``forward(y)``: ``[B, 3, H, W]`` -> ``{"u", "t", "n", "out"}``, each ``[B, 3, H, W]``.
     """
@@ -193,8 +197,12 @@ class RUASNet(nn.Module):
         iem_stages: int = 3,
         nrm_cells: int = 3,
         nrm_channels: int = 6,
+        output: str = "out",
     ) -> None:
         super().__init__()
+        if output not in OUTPUT_KEYS:
+            raise ValueError(f"output must be one of {OUTPUT_KEYS}, got {output!r}")
+        self.output = output
         self.iem_ops = check_op_names(iem_ops, "IEM")
         self.nrm_ops = check_op_names(nrm_ops, "NRM")
         self.iem = IEM([RUASCell(IMAGE_CHANNELS, self.iem_ops) for _ in range(iem_stages)])

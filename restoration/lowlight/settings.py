@@ -32,42 +32,26 @@ import argparse
 from dataclasses import dataclass, field
 from typing import Any
 
-from tasks.settings import (Recipes, Settings, SettingsError, at_least, doc, in_range, one_of, positive,
-                            positive_float, positive_int)
+from restoration.lowlight.model import OUTPUT_KEYS
+from restoration.settings import ImageSettings
+from tasks.settings import (Recipes, SettingsError, at_least, doc, in_range, one_of, positive, positive_float,
+                            positive_int)
 
-__all__ = ["ARCH_BETAS", "LowLightSettings", "RECIPES", "add_task_arguments"]
-
-#: Adam betas of the architecture optimizers (DARTS/RUAS architect).
-ARCH_BETAS = (0.5, 0.999)
-
+__all__ = ["LowLightSettings", "RECIPES", "add_task_arguments"]
 
 
 @dataclass
-class LowLightSettings(Settings):
+class LowLightSettings(ImageSettings):
     """Settings of the low-light task (see the module docstring for the two recipes)."""
 
     iem_stages: int = field(default=3, metadata=doc("unrolled IEM stages"))
     nrm_cells: int = field(default=3, metadata=doc("NRM cells"))
     nrm_channels: int = field(default=6, metadata=doc("NRM width"))
-    crop: int | None = field(default=48, metadata=doc("random square training crop (None: whole items)"))
-    flip: bool = field(default=True, metadata=doc("random flips"))
-    eval_batch_size: int = field(default=1, metadata=doc("validation/test batch size"))
     pad_multiple: int = field(default=1, metadata=doc("pad validation/test images to a multiple of this"))
     output: str = field(default="out", metadata=doc("out: IEM + NRM; u: IEM only"))
-    synthetic_count: int = field(default=256, metadata=doc("embedded training pairs"))
-    val_fraction: float = field(default=0.1, metadata=doc("share of a training folder held out for validation"))
-    # optimisation
+    synthetic_count: int | None = field(default=256, metadata=doc("embedded training pairs (None: the set's 64)"))
     lr: float = field(default=0.005, metadata=doc("learning rate of the weights (joint lower/train optimizer)"))
-    lr_min: float = field(default=0.001, metadata=doc("cosine floor of the weights' learning rate"))
-    lr_schedule: str = field(default="cosine", metadata=doc("cosine or constant"))
-    momentum: float = field(default=0.9, metadata=doc("SGD momentum of the weights"))
-    weight_decay: float = field(default=3e-4, metadata=doc("weight decay of the weights"))
-    lower_optimizer: str = field(default="sgd", metadata=doc("search: sgd or adam for the weights"))
     lower_problems: str = field(default="shared", metadata=doc("search: shared (one lower problem) or separate"))
-    arch_lr: float = field(default=3e-3, metadata=doc("Adam learning rate of the alphas"))
-    arch_weight_decay: float = field(default=1e-3, metadata=doc("weight decay of the alphas"))
-    grad_clip: float | None = field(default=5.0, metadata=doc("search: hypergradient clip; train: weights clip"))
-    lower_grad_clip: float | None = field(default=5.0, metadata=doc("search: clip of the weights' gradient"))
     nrm_every: int = field(default=10, metadata=doc("NRM update period in steps (search: alphas; train: weights)"))
     train_optimizer: str = field(default="adam", metadata=doc("train: adam (one group) or sgd (IEM and NRM groups)"))
     iem_lr: float = field(default=0.015, metadata=doc("train with sgd: IEM learning rate"))
@@ -77,20 +61,13 @@ class LowLightSettings(Settings):
 
     def check(self) -> None:
         super().check()
-        for key in ("iem_stages", "nrm_cells", "nrm_channels", "eval_batch_size", "pad_multiple",
-                    "synthetic_count", "nrm_every"):
+        for key in ("iem_stages", "nrm_cells", "nrm_channels", "pad_multiple", "nrm_every"):
             at_least(self, key, 1)
         at_least(self, "crop", 8, optional=True)
-        for key in ("lr", "arch_lr", "iem_lr", "nrm_lr"):
-            positive(self, key)
-        positive(self, "grad_clip", optional=True)
-        positive(self, "lower_grad_clip", optional=True)
-        in_range(self, "val_fraction", 0.0, 0.5)
-        in_range(self, "momentum", 0.0, 1.0)
-        for key in ("lr_min", "weight_decay", "arch_weight_decay", "unsupervised_weight"):
-            in_range(self, key, 0.0, float("inf"))
-        one_of(self, "output", ("out", "u"))
-        one_of(self, "lr_schedule", ("cosine", "constant"))
+        positive(self, "iem_lr")
+        positive(self, "nrm_lr")
+        in_range(self, "unsupervised_weight", 0.0, float("inf"))
+        one_of(self, "output", OUTPUT_KEYS)
         one_of(self, "lower_optimizer", ("sgd", "adam"))
         one_of(self, "lower_problems", ("shared", "separate"))
         one_of(self, "train_optimizer", ("adam", "sgd"))
@@ -116,8 +93,6 @@ RECIPES: Recipes = {
 }
 
 
-
-
 def add_task_arguments(parser: argparse.ArgumentParser, stage: str) -> None:
     """Flags of the low-light task (dest = settings key, default None = the recipe's value)."""
     if stage not in ("search", "train"):
@@ -132,7 +107,7 @@ def add_task_arguments(parser: argparse.ArgumentParser, stage: str) -> None:
     add("--supervised", action=argparse.BooleanOptionalAction, default=None,
         help="add an L1 loss to the reference image (default: search off, RUAS's unsupervised losses; "
              "train on when the data has references; ruas: off)")
-    add("--output", choices=("out", "u"), default=None,
+    add("--output", choices=OUTPUT_KEYS, default=None,
         help="network output used: out = IEM + NRM (default, RUAS on LOL), u = IEM only")
     add("--nrm-channels", type=positive_int, default=None, metavar="C", help="NRM width (default 6, RUAS)")
     add("--iem-stages", type=positive_int, default=None, metavar="K", help="unrolled IEM stages (default 3)")

@@ -22,6 +22,7 @@ resolution (LOL convention), of the network or of a folder of outputs made elsew
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -40,19 +41,17 @@ from restoration.lowlight.losses import ruas_losses
 from restoration.lowlight.model import RUASNet, RUASSearch
 from restoration.lowlight.ops import RUAS_PRIMITIVES
 from restoration.lowlight.released import ruas_released
-from restoration.lowlight.settings import ARCH_BETAS, RECIPES, LowLightSettings, add_task_arguments
+from restoration.lowlight.settings import RECIPES, LowLightSettings, add_task_arguments
 from restoration.metrics import psnr, ssim
 from restoration.gray import keep_gray
 from restoration.grid import labelled_grid
 from restoration.panels import PANELS, item_panel
 from restoration.predictions import PredictionFolder
-from tasks import SearchResult, SearchSetup, Task, TrainGroup, TrainSetup
+from tasks import Scoring, SearchData, SearchResult, SearchSetup, Task, TestData, TrainData, TrainGroup, TrainSetup
 from tasks.released import ReleasedWeights
+from tasks.training import ARCH_BETAS, make_optimizer, make_schedule
 
-__all__ = ["LowLightTask", "OUTPUT_KEYS"]
-
-#: Network outputs that can be evaluated: ``out`` (IEM + NRM, RUAS's LOL results) or ``u`` (IEM only).
-OUTPUT_KEYS = ("out", "u")
+__all__ = ["LowLightTask"]
 
 
 def _use_supervision(s: LowLightSettings, batch: dict[str, Any]) -> bool:
@@ -103,10 +102,8 @@ class LowLightTask(Task):
     space = SPACE
     cell_names = CELL_NAMES
     primitives = tuple(RUAS_PRIMITIVES)
-    results = ("genotype",)
     Settings = LowLightSettings
     recipes = RECIPES
-    default_method = "darts2"
     metrics = {"psnr": "max", "ssim": "max"}
     select = "psnr"
     cell_titles = {"iem": "illumination estimation (IEM), each stage: illumination t, enhanced u = input / t",
@@ -116,22 +113,18 @@ class LowLightTask(Task):
                  "seeded slice of the training split, never the test files; a folder of images without "
                  "references works unsupervised; default: embedded synthetic pairs")
     pairs_help = "--pairs LOW_DIR REFERENCE_DIR: low-light images and their references"
-
-    def __init__(self) -> None:
-        self._references = True  # whether the last test_data had references (evaluation_note)
-        self._val_scored = True  # whether the last train_data's validation set can be scored (training_note)
-        self.split_note = ""
-        self.split: dict[str, Any] = {}
+    can_score_predictions = True
+    reads_released = True
 
     def add_arguments(self, parser: argparse.ArgumentParser, stage: str) -> None:
         add_task_arguments(parser, stage)
 
     # -- search ----------------------------------------------------------------------------
-    def search_data(self, s: LowLightSettings) -> tuple[Dataset, Dataset]:
-        lower, upper, note = lldata.search_sets(s)
-        _require_pairs_if_supervised(lower, s)
-        self.split_note = f"{note}\nobjective: {_objective(s, lldata.is_paired(lower))}"
-        return lower, upper
+    def search_data(self, s: LowLightSettings) -> SearchData:
+        data = lldata.search_data(s)
+        _require_pairs_if_supervised(data.lower, s)
+        objective_note = _objective(s, lldata.is_paired(data.lower))
+        return dataclasses.replace(data, note=f"{data.note}\nobjective: {objective_note}")
 
     def build_search(self, s: LowLightSettings, device: torch.device) -> SearchSetup:
         supernet = RUASSearch(s.iem_stages, s.nrm_cells, s.nrm_channels, self.primitives).to(device)
@@ -142,17 +135,20 @@ class LowLightTask(Task):
                 return objective(bilevel.call(supernet, {**lower, **upper}, batch["input"]), batch, s, terms)
             return f
 
+        def weights_optimizer(params: Any) -> torch.optim.Optimizer:
+            return make_optimizer(s.lower_optimizer, params, s.lr, s.weight_decay, s.momentum)
+
         upper_terms = {"iem": "both", "nrm": "nrm"}
         every = {"iem": 1, "nrm": s.nrm_every}
         if s.lower_problems == "shared":
             weights = supernet.weight_parameters()
-            shared = LowerLevel("weights", self._lower_optimizer(weights.values(), s), grad_clip=s.lower_grad_clip)
+            shared = LowerLevel("weights", weights_optimizer(weights.values()), grad_clip=s.lower_grad_clip)
             levels = {"iem": shared, "nrm": shared}
             lower_vars = {"iem": weights, "nrm": weights}
             lower_terms = {"iem": "both", "nrm": "both"}
         else:
             lower_vars = {part: supernet.weight_parameters(part) for part in CELL_NAMES}
-            levels = {part: LowerLevel(part, self._lower_optimizer(lower_vars[part].values(), s),
+            levels = {part: LowerLevel(part, weights_optimizer(lower_vars[part].values()),
                                        every=every[part], grad_clip=s.lower_grad_clip) for part in CELL_NAMES}
             lower_terms = {"iem": "iem", "nrm": "nrm"}
         groups = []
@@ -161,43 +157,34 @@ class LowLightTask(Task):
             constants = _frozen(alphas[other], {} if lower_vars[other] is lower_vars[part] else lower_vars[other])
             problem = bilevel.BilevelProblem(lower_vars[part], alphas[part], loss(lower_terms[part]),
                                              loss(upper_terms[part]), buffers=constants)
-            adam = torch.optim.Adam(alphas[part].values(), lr=s.arch_lr, betas=ARCH_BETAS,
-                                    weight_decay=s.arch_weight_decay)
+            adam = make_optimizer("adam", alphas[part].values(), s.arch_lr, s.arch_weight_decay, betas=ARCH_BETAS)
             groups.append(Group(part, problem, adam, levels[part], every=every[part], grad_clip=s.grad_clip))
-        schedulers = [] if s.lr_schedule == "constant" else [
-            torch.optim.lr_scheduler.CosineAnnealingLR(level.optimizer, T_max=s.epochs, eta_min=s.lr_min)
-            for level in dict.fromkeys(levels.values())]
+        schedulers = [sched for level in dict.fromkeys(levels.values())
+                      for sched in make_schedule(s.lr_schedule, level.optimizer, s.epochs, s.lr_min)]
         return SearchSetup(supernet, groups, schedulers)
 
-    @staticmethod
-    def _lower_optimizer(params: Any, s: LowLightSettings) -> torch.optim.Optimizer:
-        if s.lower_optimizer == "sgd":
-            return torch.optim.SGD(params, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
-        return torch.optim.Adam(params, lr=s.lr, weight_decay=s.weight_decay)
-
-    def search_result(self, setup: SearchSetup) -> SearchResult:
+    def search_result(self, setup: SearchSetup, s: LowLightSettings) -> SearchResult:
         net = setup.supernet
         return SearchResult(genotype=derive_ruas({"iem": net.alphas_iem, "nrm": net.alphas_nrm}, self.primitives))
 
     # -- train -----------------------------------------------------------------------------
-    def train_data(self, s: LowLightSettings) -> tuple[Dataset, Dataset | None]:
-        train, val, self.split_note, self.split = lldata.train_sets(s)
-        _require_pairs_if_supervised(train, s)
-        self._val_scored = val is not None and lldata.is_paired(val)
-        return train, val
+    def train_data(self, s: LowLightSettings) -> TrainData:
+        data = lldata.train_data(s)
+        _require_pairs_if_supervised(data.train, s)
+        return data
 
-    def training_note(self, s: LowLightSettings, train_set: Dataset) -> str:
+    def training_note(self, s: LowLightSettings, data: TrainData, network: nn.Module, result: SearchResult) -> str:
         if s.train_optimizer == "sgd":
             what = (f"IEM weights on the IEM loss every step, NRM weights on the NRM loss every {s.nrm_every} steps "
                     "(SGD)")
         else:
             what = "all weights (Adam)"
-        if self._val_scored:
+        if data.scoring.references:
             select = "model selected on validation psnr"
         else:
             select = ("model: the last epoch's (the validation images have no references: no psnr can select "
                       "a model)")
-        return f"optimising: {what} on {_objective(s, lldata.is_paired(train_set))}; {select}\n{self.split_note}"
+        return f"optimising: {what} on {_objective(s, lldata.is_paired(data.train))}; {select}"
 
     def check_genotype(self, genotype: Any, source: str = "") -> None:
         super().check_genotype(genotype, source)
@@ -206,9 +193,7 @@ class LowLightTask(Task):
     def build_network(self, result: SearchResult, s: LowLightSettings) -> nn.Module:
         self.check_result(result)
         ops = genotype_to_ops(result.genotype)
-        net = RUASNet(ops["iem_ops"], ops["nrm_ops"], s.iem_stages, s.nrm_cells, s.nrm_channels)
-        net.output_key = s.output  # read by evaluate_batch/samples (evaluate.py rebuilds from the settings)
-        return net
+        return RUASNet(ops["iem_ops"], ops["nrm_ops"], s.iem_stages, s.nrm_cells, s.nrm_channels, s.output)
 
     def released_weights(self, state: dict[str, Tensor], source: str = "") -> ReleasedWeights | None:
         """RUAS's released files (``released.py``) mapped onto ``RUASNet``; ``None`` for other names."""
@@ -216,16 +201,15 @@ class LowLightTask(Task):
 
     def build_training(self, network: nn.Module, s: LowLightSettings, steps_per_epoch: int) -> TrainSetup:
         if s.train_optimizer == "adam":
-            groups = [TrainGroup("all", torch.optim.Adam(network.parameters(), lr=s.lr, weight_decay=s.weight_decay),
+            groups = [TrainGroup("all", make_optimizer("adam", network.parameters(), s.lr, s.weight_decay),
                                  loss="loss", grad_clip=s.grad_clip)]
         else:
             def sgd(module: nn.Module, lr: float) -> torch.optim.Optimizer:
-                return torch.optim.SGD(module.parameters(), lr=lr, momentum=s.momentum, weight_decay=s.weight_decay)
+                return make_optimizer("sgd", module.parameters(), lr, s.weight_decay, s.momentum)
             groups = [TrainGroup("iem", sgd(network.iem, s.iem_lr), loss="iem", grad_clip=s.grad_clip),
                       TrainGroup("nrm", sgd(network.nrm, s.nrm_lr), loss="nrm", every=s.nrm_every,
                                  grad_clip=s.grad_clip)]
-        schedulers = [] if s.lr_schedule == "constant" else [
-            torch.optim.lr_scheduler.CosineAnnealingLR(g.optimizer, T_max=s.epochs, eta_min=s.lr_min) for g in groups]
+        schedulers = [sched for g in groups for sched in make_schedule(s.lr_schedule, g.optimizer, s.epochs, s.lr_min)]
         return TrainSetup(groups, schedulers)
 
     def train_losses(self, network: nn.Module, batch: dict[str, Any], s: LowLightSettings) -> dict[str, Tensor]:
@@ -236,17 +220,15 @@ class LowLightTask(Task):
         return {"iem": objective(outputs, batch, s, "iem"), "nrm": objective(outputs, batch, s, "nrm")}
 
     # -- evaluate --------------------------------------------------------------------------
-    def test_data(self, data: str | None, s: LowLightSettings) -> Dataset:
-        dataset = lldata.test_set(data, s)
-        self._references = lldata.is_paired(dataset)
-        return dataset
+    def test_data(self, data: str | list[str] | None, s: LowLightSettings) -> TestData:
+        return lldata.test_data(data, s)
 
     @torch.no_grad()
-    def enhance(self, network: nn.Module, batch: dict[str, Any]) -> list[dict[str, Any]]:
-        """Per item: ``name``, ``input``, ``output`` (clamped to [0, 1]) and ``target`` if any,
-        each ``[3, H, W]`` cropped back to the item's ``size`` (undoing any padding)."""
+    def enhance(self, network: nn.Module, batch: dict[str, Any], output: str = "out") -> list[dict[str, Any]]:
+        """Per item: ``name``, ``input``, ``output`` (the network's output ``output``, clamped to [0, 1])
+        and ``target`` if any, each ``[3, H, W]`` cropped back to the item's ``size`` (undoing any padding)."""
         x = batch["input"]
-        out = keep_gray(x, network(x)[getattr(network, "output_key", "out")]).clamp(0.0, 1.0)  # no cast on gray
+        out = keep_gray(x, network(x)[output]).clamp(0.0, 1.0)  # no cast on gray
         names = batch.get("name", [f"{i:04d}.png" for i in range(x.shape[0])])
         sizes = batch.get("size", torch.tensor([x.shape[-2:]] * x.shape[0]))
         items = []
@@ -258,37 +240,38 @@ class LowLightTask(Task):
         return items
 
     @torch.no_grad()
-    def evaluate_batch(self, network: nn.Module, batch: dict[str, Any]) -> tuple[list[dict[str, Any]], Any]:
-        items = self.enhance(network, batch)
+    def evaluate_batch(self, network: nn.Module, batch: dict[str, Any], s: LowLightSettings,
+                       scoring: Scoring) -> tuple[list[dict[str, Any]], Any]:
+        """Records ``{"name", <metric>: value}`` (the metrics of ``scoring``, on items with a reference)
+        and the items of ``enhance`` (each with its ``metrics``, for the panels)."""
+        items = self.enhance(network, batch, s.output)
         records = []
         for item in items:
             rec: dict[str, Any] = {"name": item["name"]}
             if "target" in item:
-                o, t = item["output"][None], item["target"][None]
-                rec["psnr"] = float(psnr(o, t)[0])
-                rec["ssim"] = float(ssim(o, t)[0])
-                item["metrics"] = {"psnr": rec["psnr"], "ssim": rec["ssim"]}
+                item["metrics"] = _scores(item["output"], item["target"], scoring.metrics or tuple(self.metrics))
+                rec.update(item["metrics"])
             records.append(rec)
         return records, items
 
-    def score_predictions(self, pred_dir: str, data: str | None, s: LowLightSettings) -> list[dict[str, Any]]:
+    def score_predictions(self, pred_dir: str, data: str | None,
+                          s: LowLightSettings) -> tuple[list[dict[str, Any]], Scoring]:
         """Records ``{"name", "psnr", "ssim"}`` of enhanced images made elsewhere: each test item of
         ``data`` (or of the embedded test split) is matched to ``pred_dir/NAME.*`` by file name (any
         image extension; what ``evaluate.py --save-images`` writes) and scored as ``evaluate_batch``
         does."""
-        dataset = self.test_data(data, s)
-        if not self._references:
+        test = self.test_data(data, s)
+        if not test.scoring.references:
             raise DataError(f"'{data}' has no reference images: predictions cannot be scored; pass a paired "
                             "folder (e.g. DIR/{low,high}) to --data")
         folder = PredictionFolder(pred_dir)
         records = []
-        for index in range(len(dataset)):  # type: ignore[arg-type]
-            item = dataset[index]
+        for index in range(len(test.test)):  # type: ignore[arg-type]
+            item = test.test[index]
             target = unpad(item["target"], item["size"])
             output = folder.read(str(item["name"]), target.shape[-2:], reference=target)  # RGB metrics
-            o, t = output[None], target[None]
-            records.append({"name": item["name"], "psnr": float(psnr(o, t)[0]), "ssim": float(ssim(o, t)[0])})
-        return records
+            records.append({"name": item["name"], **_scores(output, target)})
+        return records, test.scoring
 
     def save_outputs(self, outputs: Any, batch: dict[str, Any], folder: str) -> None:
         """``NAME.png`` (the enhanced image) and ``panels/NAME.png`` (input | enhanced | reference, the
@@ -301,12 +284,14 @@ class LowLightTask(Task):
     def samples(self, network: nn.Module, batch: dict[str, Any]) -> Tensor | None:
         was_training = network.training
         network.eval()
-        items = self.enhance(network, {k: (v[:4] if isinstance(v, (Tensor, list)) else v) for k, v in batch.items()})
+        assert isinstance(network, RUASNet)  # the bare network of build_network; it holds the output used
+        small = {k: (v[:4] if isinstance(v, (Tensor, list)) else v) for k, v in batch.items()}
+        items = self.enhance(network, small, network.output)
         network.train(was_training)
         return _grid(items)
 
-    def evaluation_note(self) -> str:
-        if not self._references:
+    def evaluation_note(self, s: LowLightSettings, scoring: Scoring) -> str:
+        if not scoring.references:
             return ("no reference images in this folder: no reference metrics (PSNR/SSIM) can be computed; "
                     "records carry only names, use --save-images to inspect the outputs")
         return ("PSNR and SSIM on RGB in [0, 1] at full resolution, no border crop, no Y channel (LOL "
@@ -317,9 +302,13 @@ class LowLightTask(Task):
 PANEL_COLUMNS = (("input", "low-light input"), ("output", "enhanced"), ("target", "reference"))
 
 
-def _scores(image: Tensor, reference: Tensor) -> dict[str, float]:
-    """PSNR and SSIM of ``image`` ``[3, H, W]`` against ``reference``, as ``evaluate_batch`` scores."""
-    return {"psnr": float(psnr(image[None], reference[None])[0]), "ssim": float(ssim(image[None], reference[None])[0])}
+#: The metrics by name: ``[B, 3, H, W]`` image and reference -> ``[B]``.
+_METRICS = {"psnr": psnr, "ssim": ssim}
+
+
+def _scores(image: Tensor, reference: Tensor, names: tuple[str, ...] = tuple(_METRICS)) -> dict[str, float]:
+    """Metrics ``names`` of ``image`` ``[3, H, W]`` against ``reference`` (RGB in [0, 1], full resolution)."""
+    return {name: float(_METRICS[name](image[None], reference[None])[0]) for name in names}
 
 
 def _grid(items: list[dict[str, Any]]) -> Tensor:

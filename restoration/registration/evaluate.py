@@ -32,9 +32,10 @@ __all__ = ["register", "save_outputs"]
 
 @torch.no_grad()
 def register(network: nn.Module, batch: Mapping[str, torch.Tensor]) -> list[dict]:
-    """Run ``network(moving, fixed)`` on a batch (items of one shape) and score each pair."""
-    device = next(network.parameters()).device
-    moving, fixed = batch["moving"].to(device), batch["fixed"].to(device)
+    """Run ``network(moving, fixed)`` on a batch (items of one shape, on the network's device) and
+    score each pair."""
+    moving, fixed = batch["moving"], batch["fixed"]
+    device = moving.device
     out = network(moving, fixed)
     flow = out["flow"]
     warped_seg = warp(batch["moving_seg"].to(device, flow.dtype), flow, mode="nearest").round().long()

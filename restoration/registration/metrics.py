@@ -8,6 +8,7 @@
   differences, ``jacobian.py``). Lower is better.
 * ``jacobian_std``: standard deviation (population, ``ddof = 0``) of ``det(I + grad u)`` over the
   pixels/voxels. Lower is better (1 = volume-preserving everywhere gives 0).
+* ``unregistered_dice``: ``dice`` of one pair's label maps as given (before registration).
 
 The warped label map is the moving map warped with ``mode="nearest"``.
 """
@@ -21,7 +22,7 @@ import torch
 from restoration.registration.jacobian import jacobian_determinant
 
 __all__ = ["METRIC_DIRECTIONS", "dice_per_label", "folding_pct", "jacobian_std", "labels_present",
-           "mean_dice", "registration_metrics"]
+           "mean_dice", "registration_metrics", "unregistered_dice"]
 
 #: metric -> "higher" or "lower" (which is better). ``dice`` selects the model.
 METRIC_DIRECTIONS: dict[str, str] = {"dice": "higher", "folding_pct": "lower", "jacobian_std": "lower"}
@@ -76,3 +77,10 @@ def registration_metrics(warped_seg: torch.Tensor, fixed_seg: torch.Tensor, flow
         "folding_pct": folding_pct(flow),
         "jacobian_std": jacobian_std(flow),
     }
+
+
+def unregistered_dice(moving_seg: torch.Tensor, fixed_seg: torch.Tensor, size: Sequence[int]) -> float:
+    """``mean_dice`` of one pair's integer maps ``[1, *S]`` as given, cropped to ``size`` (its first
+    ``size[i]`` positions along spatial axis ``i``)."""
+    crop = (slice(None),) + tuple(slice(0, int(v)) for v in size)
+    return float(mean_dice(moving_seg[crop][None], fixed_seg[crop][None])[0])

@@ -12,8 +12,8 @@ Two recipes:
   (300 steps) of warm-up, so the implicit hypergradient is taken near a lower-level solution as
   the implicit function theorem assumes. Retraining: Adam 3e-3 with a cosine decay per epoch to 0,
   2000 steps at batch 4, model selected on validation Dice over 32 fixed validation pairs.
-  Why these values (measured on the embedded 2D default, one thread; README "Registration: the
-  embedded 2D default"): at 800 steps of constant 1e-3 the network was far from converged
+  Why these values (measured on the embedded 2D default, one thread; docs/registration.md,
+  "Results on the embedded 2D data"): at 800 steps of constant 1e-3 the network was far from converged
   (validation Dice still rising at 3000 steps); with 2000 cosine steps, 3e-3 beats 1e-3 (best
   validation Dice 0.835 against 0.825 over the 32 pairs; 8 pairs could not separate weights whose
   Dice differs by 0.005, and the test split stays at its 8 pairs). A sweep of fixed weights at
@@ -59,86 +59,70 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
-from typing import Any
 
-from tasks.settings import Recipes, Settings, SettingsError, at_least, in_range, one_of, positive
+from restoration.settings import RestorationSettings
+from tasks.settings import Recipes, SettingsError, at_least, doc, in_range, one_of, positive, positive_float
 
-__all__ = ["HYPER_BETAS", "RECIPES", "RegistrationSettings", "SGD_METHODS", "add_task_arguments"]
+__all__ = ["LOWER_OPTIMIZERS", "RECIPES", "RegistrationSettings", "SGD_METHODS", "add_task_arguments"]
 
-#: Adam betas of the upper optimizer (AutoReg's HyperGradient and DARTS's architect).
-HYPER_BETAS = (0.5, 0.999)
 #: methods that differentiate through the lower optimizer's update: ``auto`` gives them SGD
 #: (``--lower-optimizer adam`` differentiates through Adam instead)
 SGD_METHODS = ("darts2", "rad", "trad", "fad", "bda", "iaptt")
-
-
-def _h(text: str) -> dict[str, str]:
-    return {"help": text}
+#: choices of ``lower_optimizer``
+LOWER_OPTIMIZERS = ("auto", "adam", "sgd")
 
 
 @dataclass
-class RegistrationSettings(Settings):
+class RegistrationSettings(RestorationSettings):
     """Settings of the registration task (see the module docstring for the recipes)."""
 
-    dims: int = field(default=2, metadata=_h("2 (images) or 3 (volumes)"))
-    atlas: str | None = field(default=None, metadata=_h("atlas file/folder: scan-to-atlas pairs (None: scan-to-scan)"))
-    velocity: bool = field(default=True, metadata=_h("stationary velocity integrated by scaling and squaring"))
-    int_steps: int = field(default=7, metadata=_h("scaling and squaring steps"))
-    channels: list[int] = field(default_factory=lambda: [16, 32, 32, 32], metadata=_h("U-Net widths per level"))
-    search_cells: bool = field(default=False, metadata=_h("also search the AutoReg cells"))
-    similarity: str = field(default="ncc", metadata=_h("ncc (local, window ncc_window) or mse"))
-    ncc_window: int = field(default=9, metadata=_h("local NCC window"))
-    smooth_weight: float = field(default=1.0, metadata=_h("search: start value of lambda (smoothness weight)"))
-    jacobian_weight: float | None = field(default=None, metadata=_h("search: start of the Jacobian weight (None: no term)"))
-    folding_weight: float = field(default=1.0, metadata=_h("weight of the folding penalty in the upper objective"))
-    learn_weights: bool = field(default=True, metadata=_h("search: learn the loss weights"))
+    dims: int = field(default=2, metadata=doc("2 (images) or 3 (volumes)"))
+    atlas: str | None = field(default=None, metadata=doc("atlas file/folder: scan-to-atlas pairs (None: scan-to-scan)"))
+    velocity: bool = field(default=True, metadata=doc("stationary velocity integrated by scaling and squaring"))
+    int_steps: int = field(default=7, metadata=doc("scaling and squaring steps"))
+    channels: list[int] = field(default_factory=lambda: [16, 32, 32, 32], metadata=doc("U-Net widths per level"))
+    search_cells: bool = field(default=False, metadata=doc("also search the AutoReg cells"))
+    similarity: str = field(default="ncc", metadata=doc("ncc (local, window ncc_window) or mse"))
+    ncc_window: int = field(default=9, metadata=doc("local NCC window"))
+    smooth_weight: float = field(default=1.0, metadata=doc("search: start value of lambda (smoothness weight)"))
+    jacobian_weight: float | None = field(default=None, metadata=doc("search: start of the Jacobian weight (None: no term)"))
+    folding_weight: float = field(default=1.0, metadata=doc("weight of the folding penalty in the upper objective"))
+    learn_weights: bool = field(default=True, metadata=doc("search: learn the loss weights"))
     # data
-    val_fraction: float = field(default=0.1, metadata=_h("share of a folder's volumes for validation"))
-    test_fraction: float = field(default=0.2, metadata=_h("share of a folder's volumes for testing"))
-    val_pairs: int = field(default=16, metadata=_h("fixed scan-to-scan validation/test pairs"))
-    synthetic_count: int | None = field(default=None, metadata=_h("embedded training pairs (None: 96 in 2D, 16 in 3D)"))
-    size: int | None = field(default=None, metadata=_h("embedded side length (None: 64 in 2D, 32 in 3D)"))
-    eval_batch_size: int = field(default=1, metadata=_h("validation/test batch size"))
+    val_fraction: float = field(default=0.1, metadata=doc("share of a folder's volumes for validation"))
+    test_fraction: float = field(default=0.2, metadata=doc("share of a folder's volumes for testing"))
+    val_pairs: int = field(default=16, metadata=doc("fixed scan-to-scan validation/test pairs"))
+    synthetic_count: int | None = field(default=None, metadata=doc("embedded training pairs (None: 96 in 2D, 16 in 3D)"))
+    size: int | None = field(default=None, metadata=doc("embedded side length (None: 64 in 2D, 32 in 3D)"))
     # optimisation
-    lr: float = field(default=1e-3, metadata=_h("learning rate of the network weights"))
-    lr_schedule: str = field(default="constant", metadata=_h("train: constant, or cosine (per epoch, to 0 at the end)"))
-    lower_optimizer: str = field(default="auto", metadata=_h("adam, sgd or auto (sgd for methods that need it)"))
-    momentum: float = field(default=0.9, metadata=_h("SGD momentum of the weights"))
-    weight_decay: float = field(default=0.0, metadata=_h("weight decay of the weights"))
-    hyper_lr: float = field(default=0.05, metadata=_h("search: Adam learning rate of the log loss weights"))
-    arch_lr: float = field(default=3e-3, metadata=_h("search: Adam learning rate of the alphas"))
-    arch_weight_decay: float = field(default=0.0, metadata=_h("search: weight decay of the alphas"))
-    upper_every: int = field(default=1, metadata=_h("search: upper step period in steps"))
-    upper_warmup_epochs: int = field(default=0, metadata=_h("search: epochs before the upper variables move"))
-    grad_clip: float | None = field(default=5.0, metadata=_h("search: hypergradient clip; train: weights clip"))
-    lower_grad_clip: float | None = field(default=5.0, metadata=_h("search: clip of the weights' gradient"))
+    lr: float = field(default=1e-3, metadata=doc("learning rate of the network weights"))
+    lr_schedule: str = field(default="constant", metadata=doc("train: constant, or cosine (per epoch, to 0 at the end)"))
+    lower_optimizer: str = field(default="auto", metadata=doc("adam, sgd or auto (sgd for methods that need it)"))
+    weight_decay: float = field(default=0.0, metadata=doc("weight decay of the weights"))
+    hyper_lr: float = field(default=0.05, metadata=doc("search: Adam learning rate of the log loss weights"))
+    arch_weight_decay: float = field(default=0.0, metadata=doc("search: weight decay of the alphas"))
+    upper_every: int = field(default=1, metadata=doc("search: upper step period in steps"))
+    upper_warmup_epochs: int = field(default=0, metadata=doc("search: epochs before the upper variables move"))
 
     def check(self) -> None:
         super().check()
+        one_of(self, "lower_optimizer", LOWER_OPTIMIZERS)
         one_of(self, "dims", (2, 3))
-        for key in ("int_steps", "val_pairs", "eval_batch_size", "upper_every"):
+        for key in ("int_steps", "val_pairs", "upper_every"):
             at_least(self, key, 1)
         at_least(self, "upper_warmup_epochs", 0)
-        at_least(self, "synthetic_count", 1, optional=True)
         at_least(self, "size", 8, optional=True)
         if self.ncc_window < 1 or self.ncc_window % 2 == 0:
             raise SettingsError(f"setting ncc_window must be an odd integer >= 1, got {self.ncc_window!r}")
         if (not isinstance(self.channels, (list, tuple)) or len(self.channels) < 2
                 or not all(isinstance(c, int) and c >= 1 for c in self.channels)):
             raise SettingsError(f"setting channels must be a list of at least 2 positive integers, got {self.channels!r}")
-        for key in ("smooth_weight", "lr", "hyper_lr", "arch_lr"):
+        for key in ("smooth_weight", "hyper_lr"):
             positive(self, key)
         positive(self, "jacobian_weight", optional=True)
-        positive(self, "grad_clip", optional=True)
-        positive(self, "lower_grad_clip", optional=True)
-        in_range(self, "val_fraction", 0.0, 0.5)
         in_range(self, "test_fraction", 0.0, 0.5)
-        in_range(self, "momentum", 0.0, 1.0)
-        for key in ("folding_weight", "weight_decay", "arch_weight_decay"):
-            in_range(self, key, 0.0, float("inf"))
+        in_range(self, "folding_weight", 0.0, float("inf"))
         one_of(self, "similarity", ("ncc", "mse"))
-        one_of(self, "lower_optimizer", ("auto", "adam", "sgd"))
-        one_of(self, "lr_schedule", ("constant", "cosine"))
         for key in ("velocity", "search_cells", "learn_weights"):
             one_of(self, key, (True, False))
         recipe = RECIPES.get(self.recipe, {}).get("search", {})
@@ -155,12 +139,6 @@ class RegistrationSettings(Settings):
         if self.lower_optimizer != "auto":
             return self.lower_optimizer
         return "sgd" if method in SGD_METHODS else "adam"
-
-    def data_settings(self) -> dict[str, Any]:
-        """The plain dict read by ``restoration.registration.data``."""
-        return {"data": self.data, "dims": self.dims, "atlas": self.atlas, "val_fraction": self.val_fraction,
-                "test_fraction": self.test_fraction, "val_pairs": self.val_pairs, "seed": self.seed,
-                "synthetic_count": self.synthetic_count, "size": self.size}
 
 
 RECIPES: Recipes = {
@@ -179,13 +157,6 @@ RECIPES: Recipes = {
                   "grad_clip": None, "int_steps": 7, "channels": [16, 32, 32, 32]},
     },
 }
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
 
 
 def _channels(text: str) -> list[int]:
@@ -210,9 +181,9 @@ def add_task_arguments(parser: argparse.ArgumentParser, stage: str) -> None:
         help="predict a stationary velocity integrated by scaling and squaring (default) or a displacement")
     add("--similarity", choices=("ncc", "mse"), default=None, help="similarity of the lower loss (default ncc)")
     add("--channels", type=_channels, default=None, metavar="C,C,...", help="U-Net widths (default 16,32,32,32)")
-    add("--lr", type=_positive_float, default=None,
+    add("--lr", type=positive_float, default=None,
         help="learning rate of the network weights (default 3e-3)")
-    add("--lower-optimizer", choices=("auto", "adam", "sgd"), default=None,
+    add("--lower-optimizer", choices=LOWER_OPTIMIZERS, default=None,
         help="optimizer of the network weights (default auto: sgd for darts2/rad/trad/fad/bda/iaptt, else adam)")
     add("--size", type=int, default=None, metavar="PX", help="embedded data: side length (default 64 2D, 32 3D)")
     add("--synthetic-count", type=int, default=None, metavar="N", help="embedded data: training pairs (default 96 in 2D, 16 in 3D)")
@@ -224,12 +195,12 @@ def add_task_arguments(parser: argparse.ArgumentParser, stage: str) -> None:
             help="also search the AutoReg cells (result: genotype and loss weights)")
         add("--learn-weights", action=argparse.BooleanOptionalAction, default=None,
             help="learn the loss weights (default on)")
-        add("--smooth-weight", type=_positive_float, default=None, metavar="LAMBDA",
+        add("--smooth-weight", type=positive_float, default=None, metavar="LAMBDA",
             help="start value of the smoothness weight lambda (default 1.0)")
-        add("--jacobian-weight", type=_positive_float, default=None, metavar="W",
+        add("--jacobian-weight", type=positive_float, default=None, metavar="W",
             help="add a Jacobian (folding) penalty to the lower loss, its weight learned from W (default: none)")
         add("--folding-weight", type=float, default=None, metavar="W",
             help="weight of the folding penalty in the upper objective (default 1.0)")
-        add("--hyper-lr", type=_positive_float, default=None, help="Adam learning rate of the log loss weights (default 0.05; autoreg recipe 1e-3)")
-        add("--arch-lr", type=_positive_float, default=None, help="Adam learning rate of the alphas (default 3e-3; autoreg recipe 1e-4)")
+        add("--hyper-lr", type=positive_float, default=None, help="Adam learning rate of the log loss weights (default 0.05; autoreg recipe 1e-3)")
+        add("--arch-lr", type=positive_float, default=None, help="Adam learning rate of the alphas (default 3e-3; autoreg recipe 1e-4)")
         add("--upper-every", type=int, default=None, metavar="K", help="upper step every K steps (default 1)")

@@ -14,7 +14,7 @@ Training: the network (plain U-Net, or with the genotype's cells) with the searc
 (learning rate constant, or cosine per epoch to 0 at the last: ``lr_schedule``);
 the model is selected on validation Dice (fixed validation pairs, never test subjects).
 Evaluation: ``dice``, ``folding_pct``, ``jacobian_std`` per pair (``metrics.py``), per-label Dice
-and the unregistered Dice in ``per_image.csv``; ``--save-images`` writes, per pair,
+and the unregistered Dice in ``per_image.csv`` (the test set's line gives its mean); ``--save-images`` writes, per pair,
 ``NAME.png`` (the warped moving image), ``panels/NAME.png`` (fixed | moving | warped | deformation
 grid | det J, with the metrics: ``pictures.py``) and ``fields/NAME.npy``: the displacement
 ``[dims, *S]`` float32 in pixels/voxels, channel ``i`` along spatial axis ``i``
@@ -29,68 +29,25 @@ from typing import Any, Sequence
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import Dataset
 
 import bilevel
 from bilevel import Group, LowerLevel
 from restoration.registration import data as regdata
 from restoration.registration.evaluate import register, save_outputs
-from restoration.registration.pictures import pair_panel
 from restoration.registration.genotype import CELL_NAMES, SPACE, check_genotype
 from restoration.registration.losses import lower_loss, upper_loss
-from restoration.registration.metrics import labels_present, mean_dice
+from restoration.registration.metrics import labels_present, unregistered_dice
 from restoration.registration.model import RegNet, RegSearchNet
+from restoration.registration.networks import HPARAM_NAMES, RegistrationNetwork, RegistrationSearch
 from restoration.registration.ops import AUTOREG_PRIMITIVES
-from restoration.registration.settings import HYPER_BETAS, RECIPES, RegistrationSettings, add_task_arguments
+from restoration.registration.pictures import pair_panel
+from restoration.registration.settings import RECIPES, RegistrationSettings, add_task_arguments
 from tasks import SearchResult, SearchSetup, Task, TrainGroup, TrainSetup
+from tasks.base import Scoring, SearchData, TestData, TrainData
 from tasks.results import HparamsError
+from tasks.training import ARCH_BETAS, make_optimizer
 
-__all__ = ["HPARAM_NAMES", "RegistrationNetwork", "RegistrationSearch", "RegistrationTask"]
-
-#: names in hparams.json -> log-weight keys of ``losses.lower_loss``
-HPARAM_NAMES = {"smooth": "log_smooth", "jacobian": "log_jacobian"}
-
-
-class RegistrationSearch(nn.Module):
-    """Everything a search optimises: the network (``net``: ``RegNet`` or, with cells, ``RegSearchNet``)
-    and the log loss weights ``log_smooth`` (and ``log_jacobian``) as 0-dim parameters."""
-
-    def __init__(self, s: RegistrationSettings) -> None:
-        super().__init__()
-        kw = dict(dims=s.dims, channels=tuple(s.channels), velocity=s.velocity, int_steps=s.int_steps)
-        self.net = RegSearchNet(**kw) if s.search_cells else RegNet(**kw)
-        self.log_smooth = nn.Parameter(torch.tensor(math.log(s.smooth_weight)), requires_grad=s.learn_weights)
-        if s.jacobian_weight is not None:
-            self.log_jacobian = nn.Parameter(torch.tensor(math.log(s.jacobian_weight)), requires_grad=s.learn_weights)
-
-    def forward(self, moving: Tensor, fixed: Tensor) -> dict[str, Tensor]:
-        return self.net(moving, fixed)
-
-    def log_weights(self) -> dict[str, Tensor]:
-        return {k: getattr(self, k) for k in HPARAM_NAMES.values() if hasattr(self, k)}
-
-    def weight_parameters(self) -> dict[str, nn.Parameter]:
-        return {n: p for n, p in self.named_parameters() if n.startswith("net.") and "alphas_" not in n}
-
-    def arch_parameters(self) -> dict[str, nn.Parameter]:
-        return {n: p for n, p in self.named_parameters() if "alphas_" in n}
-
-
-class RegistrationNetwork(nn.Module):
-    """The network to train and evaluate, with its (fixed) log loss weights as buffers.
-    ``forward(moving, fixed)`` as ``RegUNet``."""
-
-    def __init__(self, net: nn.Module, hparams: dict[str, Tensor]) -> None:
-        super().__init__()
-        self.net = net
-        for name, value in hparams.items():
-            self.register_buffer(HPARAM_NAMES[name], torch.log(value.detach().float().reshape(())))
-
-    def forward(self, moving: Tensor, fixed: Tensor) -> dict[str, Tensor]:
-        return self.net(moving, fixed)
-
-    def log_weights(self) -> dict[str, Tensor]:
-        return {k: getattr(self, k) for k in HPARAM_NAMES.values() if hasattr(self, k)}
+__all__ = ["RegistrationTask", "check_hparams"]
 
 
 def check_hparams(hparams: dict[str, Tensor], source: str = "") -> None:
@@ -105,29 +62,32 @@ def check_hparams(hparams: dict[str, Tensor], source: str = "") -> None:
             raise HparamsError(f"hyper-parameter {k!r}{where} must be one positive number, got {v.tolist()}")
 
 
-class _Cached(Dataset):
-    """Items of a fixed dataset (validation/test pairs), generated once and kept."""
-
-    def __init__(self, base: Dataset) -> None:
-        self.base, self.items = base, {}
-
-    def verify(self, progress: bool = False) -> None:
-        if hasattr(self.base, "verify"):
-            self.base.verify(progress)
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    def __getitem__(self, k: int) -> dict:
-        if k not in self.items:
-            self.items[k] = self.base[k]
-        return self.items[k]
+def _learned(s: RegistrationSettings) -> list[str]:
+    """The log loss weights a search learns, sorted."""
+    if not s.learn_weights:
+        return []
+    return sorted(["log_smooth"] + (["log_jacobian"] if s.jacobian_weight is not None else []))
 
 
-def _verified(dataset: Dataset, cache: bool) -> Dataset:
-    if hasattr(dataset, "verify"):
-        dataset.verify()
-    return _Cached(dataset) if cache else dataset
+def _search_note(s: RegistrationSettings, lower: int, upper: int) -> str:
+    """The search's sets, what each level optimises, and darts1's blind spot."""
+    source = "embedded training pairs" if s.data is None else f"training subjects of '{s.data}'"
+    hyper = _learned(s)
+    what = ", ".join(([f"log loss weights {hyper}"] if hyper else []) + (["cell alphas"] if s.search_cells else []))
+    note = (f"search: lower level on {lower} pairs, upper level on {upper} pairs "
+            f"(two disjoint halves of the {source}); validation and test subjects unread"
+            f"\nupper: {what} (Adam) on 1 - soft Dice + {s.folding_weight} x folding; lower: network "
+            f"weights ({s.lower_optimizer_for(s.method)}) on {s.similarity} + lambda x smoothness"
+            + (" + mu x Jacobian penalty" if s.jacobian_weight is not None else ""))
+    if s.method == "darts1" and hyper:
+        note += ("\nnote: darts1 ignores how the weights depend on the loss weights: their "
+                 "hypergradient is 0 and they keep their start values (use neumann, cg or darts2)")
+    return note
+
+
+def _train_optimizer(s: RegistrationSettings) -> str:
+    """The retraining optimizer: ``sgd`` when ``lower_optimizer`` says so, else ``adam`` (``auto`` too)."""
+    return "sgd" if s.lower_optimizer == "sgd" else "adam"
 
 
 class RegistrationTask(Task):
@@ -150,12 +110,9 @@ class RegistrationTask(Task):
                  "or DIR/*.npz with 'vol' and 'seg'; DIR/{train,val,test}/ or a seeded subject split; --atlas FILE "
                  "for scan-to-atlas pairs; default: embedded photos (2D) or ellipsoid volumes (3D) deformed by "
                  "random diffeomorphisms")
-
-    def __init__(self) -> None:
-        self.split_note = ""
-        self.split: dict[str, Any] = {}
-        self._unregistered: list[float] = []
-        self._weights: dict[str, float] = {}
+    can_score_predictions = False
+    can_tile = False
+    conventions = ()
 
     def add_arguments(self, parser: argparse.ArgumentParser, stage: str) -> None:
         add_task_arguments(parser, stage)
@@ -171,16 +128,14 @@ class RegistrationTask(Task):
             check_genotype(result.genotype, source)
 
     # -- search ----------------------------------------------------------------------------
-    def search_data(self, s: RegistrationSettings) -> tuple[Dataset, Dataset]:
-        lower, upper = regdata.search_sets(s.data_settings())
-        lower, upper = _verified(lower, False), _verified(upper, False)
-        source = "embedded training pairs" if s.data is None else f"training subjects of '{s.data}'"
-        self.split_note = (f"search: lower level on {len(lower)} pairs, upper level on {len(upper)} pairs "
-                           f"(two disjoint halves of the {source}); validation and test subjects unread")
-        return lower, upper
+    def search_data(self, s: RegistrationSettings) -> SearchData:
+        lower, upper = regdata.search_sets(s)
+        return SearchData(lower, upper, note=_search_note(s, len(lower), len(upper)))
 
     def build_search(self, s: RegistrationSettings, device: torch.device) -> SearchSetup:
-        supernet = RegistrationSearch(s).to(device)
+        kw = dict(dims=s.dims, channels=tuple(s.channels), velocity=s.velocity, int_steps=s.int_steps)
+        net = RegSearchNet(**kw) if s.search_cells else RegNet(**kw)
+        supernet = RegistrationSearch(net, s.smooth_weight, s.jacobian_weight, s.learn_weights).to(device)
         weights = supernet.weight_parameters()
         hyper = {k: p for k, p in supernet.log_weights().items() if p.requires_grad}
         alphas = supernet.arch_parameters()
@@ -196,11 +151,7 @@ class RegistrationTask(Task):
             labels = labels_present(batch["moving_seg"], batch["fixed_seg"])
             return upper_loss(run(lower, upper, batch), batch, labels, s.folding_weight)
 
-        kind = s.lower_optimizer_for(s.method)
-        if kind == "sgd":
-            opt = torch.optim.SGD(weights.values(), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
-        else:
-            opt = torch.optim.Adam(weights.values(), lr=s.lr, weight_decay=s.weight_decay)
+        opt = make_optimizer(s.lower_optimizer_for(s.method), weights.values(), s.lr, s.weight_decay, s.momentum)
         level = LowerLevel("weights", opt, grad_clip=s.lower_grad_clip)
         param_groups = []
         if hyper:
@@ -208,86 +159,73 @@ class RegistrationTask(Task):
         if alphas:
             param_groups.append({"params": list(alphas.values()), "lr": s.arch_lr,
                                  "weight_decay": s.arch_weight_decay})
-        upper_opt = torch.optim.Adam(param_groups, betas=HYPER_BETAS)
+        upper_opt = make_optimizer("adam", param_groups, s.hyper_lr, betas=ARCH_BETAS)  # rates: the groups'
         problem = bilevel.BilevelProblem(weights, {**hyper, **alphas}, f, F)
         group = Group("upper", problem, upper_opt, level, every=s.upper_every, grad_clip=s.grad_clip)
         schedulers = []
         if s.upper_warmup_epochs:
             warm = s.upper_warmup_epochs
             schedulers.append(torch.optim.lr_scheduler.LambdaLR(upper_opt, lambda e: 0.0 if e < warm else 1.0))
-        what = ", ".join(([f"log loss weights {sorted(hyper)}"] if hyper else []) + (["cell alphas"] if alphas else []))
-        self.split_note += (f"\nupper: {what} (Adam) on 1 - soft Dice + {s.folding_weight} x folding; lower: network "
-                            f"weights ({kind}) on {s.similarity} + lambda x smoothness"
-                            + (" + mu x Jacobian penalty" if s.jacobian_weight is not None else ""))
-        if s.method == "darts1" and hyper:
-            self.split_note += ("\nnote: darts1 ignores how the weights depend on the loss weights: their "
-                                "hypergradient is 0 and they keep their start values (use neumann, cg or darts2)")
         return SearchSetup(supernet, [group], schedulers)
 
     def upper_warmup_steps(self, s: RegistrationSettings, steps_per_epoch: int) -> int:
         """``upper_warmup_epochs`` in steps: the upper learning rate is 0 until then."""
         return s.upper_warmup_epochs * steps_per_epoch
 
-    def search_result(self, setup: SearchSetup) -> SearchResult:
-        net = setup.supernet
-        hparams = {name: torch.exp(getattr(net, key).detach()).cpu() for name, key in HPARAM_NAMES.items()
-                   if hasattr(net, key)}
-        genotype = net.net.genotype() if isinstance(net.net, RegSearchNet) else None
-        return SearchResult(genotype=genotype, hparams=hparams)
+    def search_result(self, setup: SearchSetup, s: RegistrationSettings) -> SearchResult:
+        supernet = setup.supernet
+        return SearchResult(genotype=supernet.genotype(), hparams=supernet.hparams())
 
     # -- train -----------------------------------------------------------------------------
-    def train_data(self, s: RegistrationSettings) -> tuple[Dataset, Dataset | None]:
-        train, val = regdata.train_sets(s.data_settings())
-        train, val = _verified(train, False), _verified(val, s.data is None)
+    def train_data(self, s: RegistrationSettings) -> TrainData:
+        train, val = regdata.train_sets(s)
         pairs = f"atlas '{s.atlas}'" if s.atlas else "scan-to-scan"
-        self.split_note = (f"training on {len(train)} pairs ({pairs}), validation on {len(val)} fixed pairs "
-                           "of held-out subjects (never the test subjects)")
-        self.split = {"train_pairs": len(train), "val_pairs": len(val), "atlas": s.atlas}
-        return train, val
+        note = (f"training on {len(train)} pairs ({pairs}), validation on {len(val)} fixed pairs "
+                "of held-out subjects (never the test subjects)")
+        split = {"train_pairs": len(train), "val_pairs": len(val), "atlas": s.atlas}
+        return TrainData(train, val, note=note, split=split, scoring=Scoring(role="val"))
 
     def build_network(self, result: SearchResult, s: RegistrationSettings) -> nn.Module:
         self.check_result(result)
-        self._weights = {k: float(v.reshape(-1)[0]) for k, v in result.hparams.items()}
         net = RegNet(s.dims, tuple(s.channels), result.genotype, velocity=s.velocity, int_steps=s.int_steps)
         return RegistrationNetwork(net, result.hparams)
 
     def build_training(self, network: nn.Module, s: RegistrationSettings, steps_per_epoch: int) -> TrainSetup:
-        if s.lower_optimizer == "sgd":
-            opt = torch.optim.SGD(network.parameters(), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
-        else:
-            opt = torch.optim.Adam(network.parameters(), lr=s.lr, weight_decay=s.weight_decay)
+        opt = make_optimizer(_train_optimizer(s), network.parameters(), s.lr, s.weight_decay, s.momentum)
         schedulers = []
-        if s.lr_schedule == "cosine":
+        if s.lr_schedule == "cosine":  # over the epochs the budget takes (the last may be cut): not make_schedule's
             steps = s.epochs * steps_per_epoch if s.max_steps is None else min(s.epochs * steps_per_epoch, s.max_steps)
-            epochs = max(1, math.ceil(steps / steps_per_epoch))  # the epochs the run takes (the last may be cut)
+            epochs = max(1, math.ceil(steps / steps_per_epoch))
             schedulers.append(torch.optim.lr_scheduler.LambdaLR(
                 opt, lambda e: 0.5 * (1.0 + math.cos(math.pi * min(e, epochs) / epochs))))
         return TrainSetup([TrainGroup("weights", opt, loss="loss", grad_clip=s.grad_clip)], schedulers)
 
     def train_losses(self, network: nn.Module, batch: dict[str, Any], s: RegistrationSettings) -> dict[str, Tensor]:
-        out = network(batch["moving"], batch["fixed"])
-        return {"loss": lower_loss(out, batch, network.log_weights(), s.similarity, s.ncc_window)}
+        out = network(batch["moving"], batch["fixed"], loss_weights=True)
+        log_weights = {k: out[k] for k in HPARAM_NAMES.values() if k in out}
+        return {"loss": lower_loss(out, batch, log_weights, s.similarity, s.ncc_window)}
 
-    def training_note(self, s: RegistrationSettings, train_set: Dataset) -> str:
-        weights = ", ".join(f"{k}={v:.4g}" for k, v in self._weights.items())
-        kind = "sgd" if s.lower_optimizer == "sgd" else "adam"
-        return (f"optimising: network weights ({kind}, lr {s.lr:g} {s.lr_schedule}) on {s.similarity} + smoothness "
-                f"[+ Jacobian] with the searched "
-                f"weights {weights}; model selected on validation dice\n{self.split_note}")
+    def training_note(self, s: RegistrationSettings, data: TrainData, network: nn.Module,
+                      result: SearchResult) -> str:
+        weights = ", ".join(f"{k}={float(v.reshape(-1)[0]):.4g}" for k, v in result.hparams.items())
+        return (f"optimising: network weights ({_train_optimizer(s)}, lr {s.lr:g} {s.lr_schedule}) on {s.similarity} "
+                f"+ smoothness [+ Jacobian] with the searched weights {weights}; model selected on validation dice")
 
     # -- evaluate --------------------------------------------------------------------------
-    def test_data(self, data: str | None, s: RegistrationSettings) -> Dataset:
-        self._unregistered = []
-        return _verified(regdata.test_set(data, s.data_settings()), False)
+    def test_data(self, data: str | None, s: RegistrationSettings) -> TestData:
+        test = regdata.test_set(data, s)
+        items = (test[k] for k in range(len(test)))
+        before = [unregistered_dice(it["moving_seg"], it["fixed_seg"], it["size"]) for it in items]
+        note = f"unregistered Dice of these pairs: {sum(before) / len(before):.4f}" if before else ""
+        return TestData(test, note=note)
 
     @torch.no_grad()
-    def evaluate_batch(self, network: nn.Module, batch: dict[str, Any]) -> tuple[list[dict[str, Any]], Any]:
+    def evaluate_batch(self, network: nn.Module, batch: dict[str, Any], s: RegistrationSettings,
+                       scoring: Scoring) -> tuple[list[dict[str, Any]], Any]:
         results = register(network, batch)
         records = []
         for n, r in enumerate(results):
-            crop = (slice(None),) + tuple(slice(0, int(v)) for v in batch["size"][n])
-            before = float(mean_dice(batch["moving_seg"][n][crop][None], batch["fixed_seg"][n][crop][None])[0])
-            self._unregistered.append(before)
+            before = unregistered_dice(batch["moving_seg"][n], batch["fixed_seg"][n], batch["size"][n])
             r["dice_before"] = before
             rec: dict[str, Any] = {"name": r["name"], **r["metrics"], "dice_unregistered": before}
             rec.update({f"dice_{lab}": d for lab, d in r["dice_per_label"].items()})
@@ -323,10 +261,8 @@ class RegistrationTask(Task):
         """3D: opset 20 (ONNX GridSample samples volumes from opset 20 on; 2D images from 16)."""
         return (20, "ONNX GridSample samples volumes only from opset 20 on") if s.dims == 3 else (0, "")
 
-    def evaluation_note(self) -> str:
-        before = (f"; unregistered Dice of these pairs: {sum(self._unregistered) / len(self._unregistered):.4f}"
-                  if self._unregistered else "")
+    def evaluation_note(self, s: RegistrationSettings, scoring: Scoring) -> str:
         return ("dice: mean hard Dice over the labels present (background 0 left out; moving labels warped by "
                 "nearest neighbour); folding_pct: % of pixels/voxels with det(Jacobian) <= 0 (central "
-                "differences); jacobian_std: std of det(Jacobian)" + before +
+                "differences); jacobian_std: std of det(Jacobian)"
                 "; fields/NAME.npy: displacement [dims, *S] in pixels/voxels, channel i along spatial axis i")

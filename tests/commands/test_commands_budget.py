@@ -12,7 +12,7 @@ import torch
 
 from commands.budget import drop_recipe_max_steps, load_schedulers, step_budget
 from commands.errors import run
-from commands.registry import get_task
+from tasks.registry import get_task
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--task", "lowlight", "--batch-size", "2", "--crop", "16", "--iem-stages", "1", "--nrm-cells", "1",

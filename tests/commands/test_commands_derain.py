@@ -4,13 +4,12 @@ as one-line errors before the first step."""
 import csv
 import json
 
-import numpy as np
 import pytest
 import torch
 
 from commands.errors import run
 from commands.evaluate import main as evaluate_main
-from commands.registry import get_task
+from tasks.registry import get_task
 from commands.search import main as search_main
 from commands.train import main as train_main
 from datasets import write_image
@@ -76,7 +75,7 @@ def test_evaluate_saves_outputs_that_score_the_same_as_a_predictions_folder(runs
     assert sorted(p.name for p in (out / "images" / "panels").glob("*.png")) == ["rain-001.png", "rain-002.png"]
     task = get_task("derain")
     s = task.settings("train").replace({"data": str(folder)})
-    rows = task.score_predictions(str(out / "images"), str(folder), s)
+    rows, _ = task.score_predictions(str(out / "images"), str(folder), s)
     with open(out / "per_image.csv") as f:
         written = {r["name"]: r for r in csv.DictReader(f)}
     # the Y metrics score the 8-bit image (RGB rounded as the PNG holds it), so the saved PNGs score exactly as the
@@ -103,12 +102,13 @@ def test_tiled_evaluation_of_a_local_network_equals_whole_images(runs, folder):
     local = SearchResult(genotype=ops_to_genotype(["conv_3x3"]))
     torch.manual_seed(0)
     whole = task.build_network(local, s)
-    tiled = task.build_network(local, s.replace({"tile": 16, "tile_overlap": 12}))
+    tiles = s.replace({"tile": 16, "tile_overlap": 12})
+    tiled = task.build_network(local, tiles)
     tiled.load_state_dict(whole.state_dict())
-    data = task.test_data(str(folder), s)
-    batch = {k: (v[None] if torch.is_tensor(v) else [v]) for k, v in data[0].items()}
-    _, a = task.evaluate_batch(whole, batch)
-    _, b = task.evaluate_batch(tiled, batch)
+    test = task.test_data(str(folder), s)
+    batch = {k: (v[None] if torch.is_tensor(v) else [v]) for k, v in test.test[0].items()}
+    _, a = task.evaluate_batch(whole, batch, s, test.scoring)
+    _, b = task.evaluate_batch(tiled, batch, tiles, test.scoring)
     assert a[0]["output"].shape == (3, 24, 24)
     assert (a[0]["output"] - b[0]["output"]).abs().max() < 1e-4
 

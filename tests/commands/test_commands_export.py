@@ -14,7 +14,7 @@ onnx = pytest.importorskip("onnx", reason="needs the export extra: pip install -
 
 import commands.export as export_command  # noqa: E402
 from commands.errors import run  # noqa: E402
-from commands.registry import get_task  # noqa: E402
+from tasks.registry import get_task  # noqa: E402
 from commands.runs import save_torch  # noqa: E402
 from commands.train import main as train_main  # noqa: E402
 from nas.genotype import DARTS_V2  # noqa: E402

@@ -11,7 +11,7 @@ import torch
 
 from commands.errors import run
 from commands.evaluate import main as evaluate_main
-from commands.registry import get_task
+from tasks.registry import get_task
 from commands.search import main as search_main
 from commands.train import main as train_main
 from datasets.synthetic_fusion import write_fusion_folder
@@ -79,7 +79,7 @@ def test_evaluate_saves_images_and_predictions_score_the_same(runs, folder, tmp_
     assert panel.shape[0] > 256 and panel.shape[1] > 3 * 256
     task = get_task("fusion")
     s = task.Settings.from_dict(torch.load(T / "model.pt", weights_only=True)["config"])
-    rows = task.score_predictions(str(out / "images"), str(folder), s)
+    rows, _ = task.score_predictions(str(out / "images"), str(folder), s)
     with open(out / "per_image.csv") as f:
         written = {r["name"]: r for r in csv.DictReader(f)}
     for row in rows:
@@ -166,7 +166,7 @@ def _wins(ours, baseline):
 @pytest.mark.slow
 @pytest.mark.parametrize("baseline", ["infrared", "visible", "average"])
 def test_fused_beats_each_source_and_their_average_on_5_of_8_classic_metrics(embedded_default, baseline):
-    # Measured (README): EN, SD, SF, Qabf, SSIM against either source, all 8 against the average. MI and
+    # Measured (docs/fusion.md): EN, SD, SF, Qabf, SSIM against either source, all 8 against the average. MI and
     # VIF stay below a copied source (it scores its own entropy, and VIF 1, against itself); SCD of a
     # copied source is undefined.
     ours, base = embedded_default

@@ -6,7 +6,7 @@ import pytest
 
 from commands.evaluate import main as evaluate_main
 from commands.export import main as export_main
-from commands.registry import TASKS
+from tasks.registry import TASKS
 from commands.search import main as search_main
 from commands.train import main as train_main
 

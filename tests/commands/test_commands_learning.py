@@ -6,12 +6,12 @@ import json
 import pytest
 import torch
 
+from classification import ClassificationTask
 from commands.errors import run
 from commands.evaluate import main as evaluate_main
 from commands.search import main as search_main
 from commands.train import main as train_main
 from datasets import SyntheticLowLight
-from nas.classification import ClassificationTask
 from restoration.metrics import psnr
 
 pytestmark = pytest.mark.slow

@@ -14,7 +14,7 @@ import torch
 from commands.errors import run
 from commands.evaluate import _tiled
 from commands.evaluate import main as evaluate_main
-from commands.registry import get_task
+from tasks.registry import get_task
 from commands.search import main as search_main
 from commands.train import main as train_main
 from datasets import write_lol_folder
@@ -73,7 +73,7 @@ def test_saved_lowlight_images_score_what_evaluate_reported(model, evaluated, ca
     net = task.build_network(SearchResult.from_dict(ckpt), s)
     net.load_state_dict(ckpt["state_dict"])
     rows = _csv(scores / "per_image.csv")
-    dataset = task.test_data(str(data), s)
+    dataset = task.test_data(str(data), s).test
     for i in range(len(dataset)):
         item = task.enhance(net.eval(), {k: v[None] if torch.is_tensor(v) else [v] for k, v in dataset[i].items()})[0]
         rounded = torch.round(item["output"] * 255) / 255
@@ -128,7 +128,7 @@ def test_fusion_predictions_through_the_command(tmp_path):
     shutil.copytree(root / "test" / "vi", preds)  # any images named like the pairs
     assert run(evaluate_main, ["--task", "fusion", "--predictions", str(preds), "--data", str(root)]) == 0
     task = get_task("fusion")
-    rows = task.score_predictions(str(preds), str(root), task.settings("train"))
+    rows, _ = task.score_predictions(str(preds), str(root), task.settings("train"))
     metrics = json.loads((tmp_path / "fused_scores" / "metrics.json").read_text())
     assert metrics["count"] == 2
     for key in ("en", "qabf", "mi", "ssim"):
@@ -163,9 +163,10 @@ class _TiledSettings(Settings):
 
 
 def test_tile_and_overlap_reach_the_settings_of_a_task_that_has_them():
-    task = Task()
-    task.name, task.Settings = "tiled", _TiledSettings
-    s = _tiled(task, _TiledSettings(), 64, 8)
+    class Tiled(Task):
+        name, Settings, can_tile = "tiled", _TiledSettings, True
+
+    s = _tiled(Tiled(), _TiledSettings(), 64, 8)
     assert (s.tile, s.tile_overlap) == (64, 8)
 
 

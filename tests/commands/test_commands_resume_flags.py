@@ -11,7 +11,7 @@ import pytest
 from commands.errors import UserError, run
 from commands.runs import resumed_settings
 from commands.train import main as train_main
-from commands.registry import get_task
+from tasks.registry import get_task
 
 ROOT = Path(__file__).resolve().parents[2]
 GENOTYPE = str(ROOT / "restoration" / "lowlight" / "ruas_reference.json")

@@ -11,7 +11,7 @@ import pytest
 
 from commands.errors import run
 from commands.evaluate import main as evaluate_main
-from commands.registry import get_task
+from tasks.registry import get_task
 from datasets import write_lol_folder
 from restoration.metrics import psnr, ssim
 
@@ -23,7 +23,7 @@ def _scores(out):
 def _direct(task_name, data):
     """Mean PSNR/SSIM of each test input against its reference, as the task's metrics give them."""
     task = get_task(task_name)
-    dataset = task.test_data(data, task.settings("train").replace({"data": data}))
+    dataset = task.test_data(data, task.settings("train").replace({"data": data})).test
     values = []
     for i in range(len(dataset)):
         item = dataset[i]

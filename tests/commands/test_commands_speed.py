@@ -9,14 +9,14 @@ from torch import nn
 
 from commands.errors import UserError, run
 from commands.evaluate import main as evaluate_main
-from commands.precision import Precision
+from runtime.precision import Precision
 from commands.search import main as search_main
-from commands.speed import CudaGraphs, Runner, channels_last_inputs
+from runtime.speed import CudaGraphs, Runner, channels_last_inputs
 from commands.train import main as train_main
 from restoration.lowlight.model import RUASNet
 from restoration.lowlight.reference import RUAS_GENOTYPE
 from restoration.lowlight.task import LowLightTask
-from tasks import SearchResult
+from tasks import Scoring, SearchResult
 from restoration.lowlight.genotype import RUAS_REFERENCE_PATH
 from nas.genotype import Genotype
 
@@ -63,7 +63,8 @@ def test_bf16_evaluation_matches_float32_metrics():
     s = task.settings("train")
     net = task.build_network(SearchResult(genotype=Genotype.load(RUAS_REFERENCE_PATH)), s).eval()
     batch = {"input": _image(), "target": _image().clamp(0.2, 1.0), "name": ["a.png", "b.png"]}
-    records = {amp: task.evaluate_batch(Runner(net, Precision(amp, CPU)), batch)[0] for amp in (None, "bf16")}
+    records = {amp: task.evaluate_batch(Runner(net, Precision(amp, CPU)), batch, s, Scoring())[0]
+               for amp in (None, "bf16")}
     for r32, r16 in zip(records[None], records["bf16"]):
         for key in ("psnr", "ssim"):
             assert _relative(r16[key], r32[key]) < 2e-2, key
@@ -91,17 +92,18 @@ def test_channels_last_gives_the_same_outputs():
 def _tiny() -> nn.Module:
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.LeakyReLU(0.05), nn.Conv2d(4, 3, 1))
-    net.output_key = "out"
     return net
 
 
 def test_compiled_runner_keeps_the_network_state_and_attributes():
     """With compile the Runner's state dict and parameters are the network's (the compiled wrapper is
-    not registered twice) and the tasks' attributes read through; torch.compile runs at the first
-    forward (dynamo's import alone takes 3 s: the slow tests below run it)."""
+    not registered twice); tasks pass options by arguments, so no attribute of the network reads through
+    the Runner; torch.compile runs at the first forward (dynamo's import alone takes 3 s: the slow tests
+    below run it)."""
     net = _tiny()
+    net.option = "out"
     runner = Runner(net, Precision(None, CPU), compile=True)
-    assert runner.output_key == "out"
+    assert not hasattr(runner, "option") and runner.net.option == "out"
     assert set(runner.state_dict()) == {f"net.{k}" for k in net.state_dict()}
     assert [id(p) for p in runner.parameters()] == [id(p) for p in net.parameters()]
 

@@ -4,7 +4,7 @@ import argparse
 import pytest
 import torch
 
-from commands.threads import add_threads_flag, apply_threads, auto_threads
+from runtime.threads import add_threads_flag, apply_threads, auto_threads
 
 
 @pytest.mark.parametrize("cores,load,expected", [(2, 0.0, 2), (2, 0.4, 2), (2, 0.6, 1), (2, 5.0, 1), (16, 3.2, 13),
@@ -34,7 +34,7 @@ def test_flag_values_and_apply(monkeypatch):
 
 
 def test_runnable_now_reads_the_running_field_less_this_thread(tmp_path):
-    from commands.threads import runnable_now
+    from runtime.threads import runnable_now
     f = tmp_path / "loadavg"
     f.write_text("0.10 0.20 0.30 3/120 999\n")
     assert runnable_now(str(f), reads=3, pause=0.0) == 2
@@ -45,7 +45,7 @@ def test_runnable_now_reads_the_running_field_less_this_thread(tmp_path):
 
 def test_auto_counts_a_job_started_seconds_ago(monkeypatch):
     """The 1-minute load average is still 0 seconds after a job starts; the running count is not."""
-    import commands.threads as th
+    import runtime.threads as th
     monkeypatch.setattr(th.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     monkeypatch.setattr(th, "runnable_now", lambda *a, **k: 2)
     assert th.auto_threads(cores=2) == 1

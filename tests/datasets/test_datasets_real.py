@@ -8,7 +8,7 @@ import cv2
 import pytest
 import torch
 
-from commands.registry import get_task
+from tasks.registry import get_task
 from datasets.derain import DerainPairs
 from datasets.fusion import FusionFolder
 from datasets.registration import VolumeFolder
@@ -56,12 +56,13 @@ def test_voxelmorph_slices_npz():
     assert item["image"].max() <= 1.0 and item["seg"].dtype == torch.int64 and item["seg"].max() > 0
     task = get_task("registration")
     s = task.settings("train").replace({"data": str(root)})
-    train, val = task.train_data(s)  # split by slice, checked whole before a step
+    data = task.train_data(s)  # split by slice, checked whole before a step
+    train, val = data.train, data.val
     assert len(train) > 0 and len(val) > 0
 
 
 def test_dicm_unpaired_lowlight_test_folder():
     root = _sample("lowlight", "DICM8")
     task = get_task("lowlight")
-    data = task.test_data(str(root), task.settings("train"))  # no references: outputs only
+    data = task.test_data(str(root), task.settings("train")).test  # no references: outputs only
     assert len(data) == 8 and "target" not in data[0] and data[0]["input"].shape[0] == 3

@@ -158,10 +158,11 @@ def test_synthetic_3d_small():
 
 def test_task_sets_split_training_subjects_and_keep_test_apart(tmp_path):
     from restoration.registration.data import search_sets, test_set, train_sets
+    from restoration.registration.settings import RegistrationSettings
 
     for i in range(10):
         _npz(tmp_path / f"s{i}.npz", value=float(i + 2))
-    cfg = {"data": str(tmp_path), "val_pairs": 3, "val_fraction": 0.2}
+    cfg = RegistrationSettings().replace({"data": str(tmp_path), "val_pairs": 3, "val_fraction": 0.2})
     lower, upper = search_sets(cfg)
     train, val = train_sets(cfg)
     test = test_set(str(tmp_path), cfg)
@@ -171,7 +172,7 @@ def test_task_sets_split_training_subjects_and_keep_test_apart(tmp_path):
     assert not names(test) & (names(train) | names(val)) and not names(val) & names(train)
     assert len(val) == 3 and [val[k]["name"] for k in range(3)] == [val[k]["name"] for k in range(3)]
     val.verify()
-    with pytest.raises(ValueError, match="unknown registration setting"):
-        train_sets({"date": "x"})
-    lo, up = search_sets({"size": 16, "synthetic_count": 12})
+    with pytest.raises(ValueError, match="unknown setting 'date'"):
+        train_sets(RegistrationSettings().replace({"date": "x"}))
+    lo, up = search_sets(RegistrationSettings().replace({"size": 16, "synthetic_count": 12}))
     assert len(lo) + len(up) == 12 and lo[0]["moving"].shape == (1, 16, 16)

@@ -15,6 +15,8 @@ from restoration.derain.baseline import guided_derain, median_derain, temporal_m
 from restoration.derain.evaluation import derain_metrics, labelled_grid, match_predictions, restore
 from restoration.derain.genotype import ops_to_genotype
 from restoration.derain.model import DerainNet
+from restoration.derain.settings import DerainSettings
+from tasks import SettingsError
 
 
 def _pairs(root: Path, n: int, size: int = 16) -> None:
@@ -37,23 +39,24 @@ def test_split_train_val_is_seeded_and_disjoint():
 
 def test_folder_sets_never_read_test_files(tmp_path):
     _pairs(tmp_path, 5)
-    lower, upper = ddata.search_sets({"data": str(tmp_path), "crop": 8, "val_fraction": 0.4})
-    train, val = ddata.train_sets({"data": str(tmp_path), "crop": 8, "val_fraction": 0.4})
+    s = DerainSettings(data=str(tmp_path), crop=8, val_fraction=0.4)  # unchecked: crops under 11 px
+    lower, upper = ddata.search_sets(s)
+    train, val = ddata.train_sets(s)
     names = lambda ds: {ds[i]["name"] for i in range(len(ds))}  # noqa: E731
     assert names(lower) == names(train) and names(upper) == names(val) and not names(train) & names(val)
     assert len(names(train) | names(val)) == 5
-    test = ddata.test_set(str(tmp_path), {})
+    test = ddata.test_set(str(tmp_path), DerainSettings())
     assert all(str(a).startswith(str(tmp_path / "test")) for a, _ in test.pairs)
     assert all(str(i.base.pairs[0][0]).startswith(str(tmp_path / "train")) for i in (train, val))
     item = lower[0]
     assert item["input"].shape == (3, 8, 8) and item["size"].tolist() == [8, 8]
     lower.verify()
-    with pytest.raises(DataError, match="unknown deraining data setting"):
-        ddata.train_sets({"data": str(tmp_path), "colour": 1})
+    with pytest.raises(SettingsError, match="unknown setting 'colour'"):
+        DerainSettings().replace({"data": str(tmp_path), "colour": 1})
 
 
 def test_views_depend_on_seed_epoch_index_only():
-    train, _ = ddata.train_sets({"crop": 16, "synthetic_count": 4})
+    train, _ = ddata.train_sets(DerainSettings(crop=16, synthetic_count=4))
     a = train[1]["input"]
     train[0]
     assert torch.equal(a, train[1]["input"])
@@ -62,11 +65,11 @@ def test_views_depend_on_seed_epoch_index_only():
 
 
 def test_synthetic_video_sets_crop_all_frames_alike():
-    train, val = ddata.train_sets({"frames": 3, "crop": 16})
+    train, val = ddata.train_sets(DerainSettings(frames=3, crop=16))
     item = train[0]
     assert item["frames"].shape == (3, 3, 16, 16) and torch.equal(item["frames"][1], item["input"])
     assert val[0]["frames"].shape[0] == 3
-    test = ddata.test_set(None, {"frames": 3})
+    test = ddata.test_set(None, DerainSettings(frames=3))
     assert all(int(test[i]["name"].rsplit("-", 1)[1].split(".")[0]) > 1 for i in range(len(test)))
 
 
@@ -102,7 +105,7 @@ def test_restore_crops_tiles_and_scores(tmp_path):
 
 def test_scoring_a_predictions_folder(tmp_path):
     _pairs(tmp_path / "data", 2)
-    test = ddata.test_set(str(tmp_path / "data"), {})
+    test = ddata.test_set(str(tmp_path / "data"), DerainSettings())
     write_image(tmp_path / "pred" / "rain-1.png", test[0]["target"])
     with pytest.raises(DataError, match="rain-2"):
         list(match_predictions(str(tmp_path / "pred"), test))

@@ -14,7 +14,7 @@ import torch
 
 from commands.errors import run
 from commands.evaluate import main as evaluate_main
-from commands.registry import get_task
+from tasks.registry import get_task
 from datasets.synthetic_fusion import write_fusion_folder
 from restoration.fusion import metrics as M
 from restoration.fusion.metrics_conventions import (CONVENTIONS, DEFAULT_CONVENTION, average_gradient_matlab,
@@ -72,8 +72,8 @@ def test_settings_check_and_metrics_record():
     assert s.convention == "cddfuse"
     with pytest.raises(SettingsError, match="convention must be one of 'cddfuse', 'didfuse'"):
         s.replace({"convention": "nope"})
-    task.test_data(None, s.replace({"convention": "didfuse"}))
-    record = task.metrics_record()
+    s = s.replace({"convention": "didfuse"})
+    record = task.metrics_record(s, task.test_data(None, s).scoring)
     assert record["convention"] == "didfuse" and "column means" in record["convention_note"]
 
 
@@ -90,7 +90,7 @@ def test_evaluate_predictions_with_a_convention_records_it(tmp_path):
         scores[name] = json.loads((out / "metrics.json").read_text())
         assert scores[name]["convention"] == name
     task = get_task("fusion")
-    rows = task.score_predictions(str(preds), str(root), task.settings("train").replace({"convention": "didfuse"}))
+    rows, _ = task.score_predictions(str(preds), str(root), task.settings("train").replace({"convention": "didfuse"}))
     assert scores["didfuse"]["sd"] == pytest.approx(sum(r["sd"] for r in rows) / 2, rel=1e-9)
     assert scores["didfuse"]["sd"] != pytest.approx(scores["cddfuse"]["sd"], rel=1e-6)
     assert scores["didfuse"]["en"] == scores["cddfuse"]["en"]

@@ -1,6 +1,8 @@
 """The fusion task's pieces: its losses recomputed another way (lower loss with the learned weights,
 upper loss = fixed-weight fusion loss + W x expected latency), the hypergradient reaching the loss
 weights, the latency table kept in the settings, hparams checks, metric directions."""
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -36,9 +38,10 @@ def _batch():
     return {"ir": torch.rand(2, 1, 16, 16), "vi": torch.rand(2, 3, 16, 16)}
 
 
-def test_lower_and_upper_losses_recomputed_independently():
+def test_lower_and_upper_losses_recomputed_independently(capsys):
     task, s, setup = _setup()
-    assert "reused" in task.split_note  # the table in the settings matched: nothing timed
+    assert "reused" in capsys.readouterr().out  # the table in the settings matched: nothing timed
+    assert setup.settings["latency_table"] == s.latency_table  # the run keeps it
     problem = setup.groups[0].problem
     assert set(problem.upper) == {f"net.alphas.{c}" for c in CELL_NAMES} | {"loss_logits"}
     with torch.no_grad():
@@ -73,16 +76,18 @@ def test_loss_weights_get_a_hypergradient_through_the_lower_level(method, moves)
     assert all(g[f"net.alphas.{c}"].abs().sum() > 0 for c in CELL_NAMES)
 
 
-def test_search_result_weights_sum_to_the_start_total_and_fixed_runs_have_none():
-    task, _, setup = _setup()
+def test_search_result_weights_sum_to_the_start_total_and_fixed_runs_have_none(capsys):
+    task, s, setup = _setup()
     with torch.no_grad():
         setup.supernet.loss_logits.copy_(torch.tensor([1.0, 0.0, -1.0]))
-    result = task.search_result(setup)
+    capsys.readouterr()
+    result = task.search_result(setup, s)
     assert sum(float(v) for v in result.hparams.values()) == pytest.approx(3.5, rel=1e-6)
     assert float(result.hparams["intensity"]) > float(result.hparams["ssim"])
-    assert task.last_latency_ms is not None and task.last_latency_ms > 0
-    task, _, setup = _setup(learn=False)
-    assert task.search_result(setup).hparams == {} and "loss_logits" not in setup.groups[0].problem.upper
+    latency_ms = re.search(r"searched network: ([0-9.]+) ms", capsys.readouterr().out)
+    assert latency_ms is not None and float(latency_ms.group(1)) > 0
+    task, s, setup = _setup(learn=False)
+    assert task.search_result(setup, s).hparams == {} and "loss_logits" not in setup.groups[0].problem.upper
 
 
 def test_hparams_checks():

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from commands.errors import UserError, run
 from commands.evaluate import main as evaluate_main
 from commands.models import build_model, load_init, read_init, read_model
-from commands.registry import get_task
+from tasks.registry import get_task
 from datasets.io import read_image
 from restoration.lowlight.released import ruas_released
 from restoration.metrics import psnr, ssim

@@ -26,27 +26,28 @@ def test_lol_validation_is_a_seeded_slice_of_our485_and_eval15_is_never_read(tmp
     (tmp_path / "eval15" / "high").mkdir(parents=True)
     (tmp_path / "eval15" / "low" / "1.png").write_bytes(b"unreadable")  # training must not touch it
     task = LowLightTask()
-    train, val = task.train_data(_settings(tmp_path))
+    data = task.train_data(_settings(tmp_path))
+    train, val = data.train, data.val
     assert (len(train), len(val)) == (18, 2)
     val_names = sorted(val[i]["name"] for i in range(len(val)))
     train_names = {train[i]["name"] for i in range(len(train))}
     assert set(val_names).isdisjoint(train_names) and set(val_names) | train_names == set(names)
-    assert sorted(task.split["val"]) == val_names and task.split["train"] == 18
-    assert "our485" in task.split_note and "never read" in task.split_note
-    _, again = LowLightTask().train_data(_settings(tmp_path))
+    assert sorted(data.split["val"]) == val_names and data.split["train"] == 18
+    assert "our485" in data.note and "never read" in data.note
+    again = LowLightTask().train_data(_settings(tmp_path)).val
     assert sorted(again[i]["name"] for i in range(len(again))) == val_names  # deterministic
-    _, other = LowLightTask().train_data(_settings(tmp_path, seed=5))
+    other = LowLightTask().train_data(_settings(tmp_path, seed=5)).val
     assert sorted(other[i]["name"] for i in range(len(other))) != val_names  # seeded
     assert val[0]["input"].shape[-2:] == (12, 12)  # full resolution, no crop
-    lower, upper = task.search_data(_settings(tmp_path))
-    assert len(lower) + len(upper) == 18  # the search never sees the validation slice either
+    search = task.search_data(_settings(tmp_path))
+    assert len(search.lower) + len(search.upper) == 18  # the search never sees the validation slice either
 
 
 def test_single_folder_is_split_and_a_val_folder_of_test_files_is_refused(tmp_path):
     _pairs(tmp_path / "one", [f"{i}.png" for i in range(10)])
     task = LowLightTask()
-    train, val = task.train_data(_settings(tmp_path / "one"))
-    assert (len(train), len(val)) == (9, 1) and "held out" in task.split_note
+    data = task.train_data(_settings(tmp_path / "one"))
+    assert (len(data.train), len(data.val)) == (9, 1) and "held out" in data.note
     for split in ("train", "val", "test"):
         _pairs(tmp_path / "three" / split, ["a.png", "b.png"] if split != "train" else ["c.png", "d.png"])
     with pytest.raises(DataError, match="same files as the test split"):
@@ -54,5 +55,5 @@ def test_single_folder_is_split_and_a_val_folder_of_test_files_is_refused(tmp_pa
     _pairs(tmp_path / "ok" / "train", ["c.png", "d.png"])
     _pairs(tmp_path / "ok" / "val", ["e.png"])
     _pairs(tmp_path / "ok" / "test", ["a.png"])
-    train, val = task.train_data(_settings(tmp_path / "ok"))
-    assert (len(train), len(val)) == (2, 1) and val[0]["name"] == "e.png"
+    data = task.train_data(_settings(tmp_path / "ok"))
+    assert (len(data.train), len(data.val)) == (2, 1) and data.val[0]["name"] == "e.png"

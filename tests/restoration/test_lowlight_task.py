@@ -22,7 +22,7 @@ from restoration.lowlight.genotype import (
     reference_genotype,
 )
 from restoration.lowlight.task import LowLightTask
-from tasks import SearchResult, SearchSetup, SettingsError
+from tasks import Scoring, SearchResult, SearchSetup, SettingsError
 
 TINY = {"iem_stages": 1, "nrm_cells": 1, "nrm_channels": 3}
 
@@ -53,7 +53,7 @@ def test_genotype_op_lists_round_trip():
     lists = net.genotype_lists()
     derived = derive_ruas({"iem": net.alphas_iem, "nrm": net.alphas_nrm})
     assert genotype_to_ops(derived) == {"iem_ops": lists["iem"], "nrm_ops": lists["nrm"]}
-    result = LowLightTask().search_result(SearchSetup(net, []))
+    result = LowLightTask().search_result(SearchSetup(net, []), _config())
     assert genotype_to_ops(result.genotype) == genotype_to_ops(derived)
 
 
@@ -135,8 +135,9 @@ def test_ruas_recipe_separates_the_lower_problems():
 
 def test_search_and_train_data_are_deterministic_halves():
     task = LowLightTask()
-    lower, upper = task.search_data(_config(synthetic_count=4, crop=16))
-    assert "embedded" in task.split_note
+    data = task.search_data(_config(synthetic_count=4, crop=16))
+    lower, upper = data.lower, data.upper
+    assert "embedded" in data.note
     assert len(lower) == len(upper) == 2
     a, b = lower[0], lower[0]
     assert a["input"].shape == (3, 16, 16) and torch.equal(a["input"], b["input"])
@@ -168,9 +169,10 @@ def test_train_losses_supervised_unsupervised_and_ruas_groups():
 
 def test_evaluate_batch_and_save_outputs(tmp_path):
     task = LowLightTask()
-    net = task.build_network(SearchResult(reference_genotype()), _config("train"))
+    s = _config("train")
+    net = task.build_network(SearchResult(reference_genotype()), s)
     batch = _batch()
-    records, outputs = task.evaluate_batch(net, batch)
+    records, outputs = task.evaluate_batch(net, batch, s, Scoring())
     assert [set(r) for r in records] == [{"name", "psnr", "ssim"}] * 2
     assert records[0]["name"] == "img0.png" and isinstance(records[0]["psnr"], float)
     task.save_outputs(outputs, batch, str(tmp_path))
@@ -182,31 +184,33 @@ def test_evaluate_batch_and_save_outputs(tmp_path):
     side = 16 * 12  # 16 px tiles enlarged 12x to a readable 192 px (restoration.grid), under a label strip
     grid = task.samples(net, batch)
     assert grid.shape == (3, 22 + 2 * side + 4, 3 * side + 8) and 0 <= grid.min() and grid.max() <= 1
-    assert "full resolution" in task.evaluation_note()
+    assert "full resolution" in task.evaluation_note(s, Scoring())
 
 
 def test_unpaired_folder_gives_names_only(tmp_path):
     for i in range(2):
         write_image(tmp_path / "data" / f"{i}.jpg", 0.1 * torch.rand(3, 12 + i, 16))
     task = LowLightTask()
-    dataset = task.test_data(str(tmp_path / "data"), _config("train"))
-    item = dataset[1]
-    assert "target" not in item and item["input"].shape == (3, 13, 16)
-    net = task.build_network(SearchResult(reference_genotype()), _config("train"))
+    s = _config("train")
+    test = task.test_data(str(tmp_path / "data"), s)
+    item = test.test[1]
+    assert "target" not in item and item["input"].shape == (3, 13, 16) and not test.scoring.references
+    net = task.build_network(SearchResult(reference_genotype()), s)
     batch = {"input": item["input"][None], "name": [item["name"]], "size": item["size"][None]}
-    records, outputs = task.evaluate_batch(net, batch)
+    records, outputs = task.evaluate_batch(net, batch, s, test.scoring)
     assert records == [{"name": "1.jpg"}]
     task.save_outputs(outputs, batch, str(tmp_path / "out"))
     assert (tmp_path / "out" / "1.png").is_file() and (tmp_path / "out" / "panels" / "1.png").is_file()
-    assert "no reference metrics" in task.evaluation_note()
+    assert "no reference metrics" in task.evaluation_note(s, test.scoring)
 
 
 def test_paired_folder_for_test_and_errors(tmp_path):
     for sub in ("low", "high"):
         write_image(tmp_path / "lol" / "eval15" / sub / "a.png", torch.rand(3, 16, 16))
     task = LowLightTask()
-    item = task.test_data(str(tmp_path / "lol"), _config("train"))[0]
-    assert set(item) >= {"input", "target", "name"}
+    test = task.test_data(str(tmp_path / "lol"), _config("train"))
+    item = test.test[0]
+    assert set(item) >= {"input", "target", "name"} and test.scoring.references
     (tmp_path / "lol" / "eval15" / "low" / "b.png").write_bytes(b"")
     with pytest.raises(DataError, match="no partner"):
         task.test_data(str(tmp_path / "lol"), _config("train"))

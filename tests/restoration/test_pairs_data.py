@@ -11,11 +11,14 @@ import pytest
 
 from commands.config import add_data_flags, pairs_as_data
 from commands.errors import UserError
-from commands.registry import get_task
+from tasks.registry import get_task
 from datasets.errors import DataError
 from restoration.derain import data as derain_data
+from restoration.derain.settings import DerainSettings
 from restoration.fusion import data as fusion_data
+from restoration.fusion.settings import FusionSettings
 from restoration.registration import data as registration_data
+from restoration.registration.settings import RegistrationSettings
 
 
 def _folders(tmp_path, prefix_in, prefix_out, count=10, gray_input=False):
@@ -37,39 +40,40 @@ def test_lowlight_pairs_are_split_by_seed_and_evaluated_whole(tmp_path):
     data = _folders(tmp_path, "low", "normal")
     task = get_task("lowlight")
     s = task.settings("train").replace({"data": data, "crop": 8})
-    train, val = task.train_data(s)
-    assert (len(train), len(val)) == (9, 1) and "held out" in task.split_note
-    _, again = get_task("lowlight").train_data(s)
+    split = task.train_data(s)
+    train, val = split.train, split.val
+    assert (len(train), len(val)) == (9, 1) and "held out" in split.note
+    again = get_task("lowlight").train_data(s).val
     assert _names(val) == _names(again)
     assert not set(_names(val)) & {train[i]["name"] for i in range(len(train))}
-    test = task.test_data(data, s)
+    test = task.test_data(data, s).test
     assert len(test) == 10 and test[0]["target"].shape == (3, 12, 12)
 
 
 def test_derain_pairs_split_and_test(tmp_path):
     data = _folders(tmp_path, "rain-", "norain-")
-    settings = {"data": data, "crop": 8, "val_fraction": 0.2, "seed": 3}
+    settings = DerainSettings(data=data, crop=8, val_fraction=0.2, seed=3)  # the constructor: crop 8 < the checked 11
     lower, upper = derain_data.search_sets(settings)
     train, val = derain_data.train_sets(settings)
     assert len(lower) == 8 and _names(val) == _names(upper) and len(val) == 2
     assert len(derain_data.test_set(data, settings)) == 10
     with pytest.raises(DataError, match="needs a video folder"):
-        derain_data.test_set(data, {"frames": 3})
+        derain_data.test_set(data, DerainSettings(frames=3))
 
 
 def test_fusion_pairs_infrared_first(tmp_path):
     data = _folders(tmp_path, "IR", "VIS", gray_input=True)
-    settings = {"data": data, "val_fraction": 0.2, "seed": 0}
+    settings = FusionSettings(data=data, val_fraction=0.2, seed=0)
     train, val = fusion_data.train_sets(settings)
     assert (len(train), len(val)) == (8, 2)
-    item = fusion_data.test_set(data, settings)[0]
+    item = fusion_data.test_set(data)[0]
     assert item["name"] == "IR1.png" and item["ir"].shape == (1, 12, 12) and item["vi"].shape == (3, 12, 12)
 
 
 def test_registration_and_the_commands_refuse_pairs(tmp_path):
     data = _folders(tmp_path, "a", "b", count=2)
     with pytest.raises(DataError, match="registration reads one folder"):
-        registration_data.train_sets({"data": data})
+        registration_data.train_sets(RegistrationSettings().replace({"data": data}))
     parser = argparse.ArgumentParser()
     add_data_flags(parser, "x")
     args = parser.parse_args(["--pairs", *data])

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from restoration.registration.losses import one_hot, smoothness, soft_dice
+from restoration.registration.losses import lower_loss, one_hot, smoothness, soft_dice
 from restoration.registration.task import RegistrationTask, check_hparams
 from restoration.registration.warp import warp
 from tasks import SearchResult
@@ -20,7 +20,7 @@ def _settings(**kw):
 
 
 def _batch(task, s):
-    lower, _ = task.search_data(s)
+    lower = task.search_data(s).lower
     items = [lower[0], lower[1]]
     return {k: torch.stack([it[k] for it in items]) for k in ("moving", "fixed", "moving_seg", "fixed_seg")}
 
@@ -64,7 +64,7 @@ def test_cells_and_jacobian_weight_join_the_one_upper_group_and_the_result():
     setup = task.build_search(s, torch.device("cpu"))
     (group,) = setup.groups
     assert {"log_smooth", "log_jacobian", "net.alphas_coarse", "net.alphas_fine"} == set(group.problem.upper)
-    result = task.search_result(setup)
+    result = task.search_result(setup, s)
     assert result.genotype.space == "autoreg" and task.results == ("hparams",)  # the genotype is optional
     assert float(result.hparams["smooth"]) == pytest.approx(0.2) and float(result.hparams["jacobian"]) == pytest.approx(0.5)
     net = task.build_network(result, task.settings("train").replace({"channels": [4, 8]}))
@@ -86,6 +86,22 @@ def test_cosine_schedule_reaches_zero_at_the_last_epoch_of_the_budget_and_consta
     assert lrs == pytest.approx([0.005 * (1 + math.cos(math.pi * e / 5)) for e in range(5)])
     assert sched.optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
     assert task.build_training(net, s.replace({"lr_schedule": "constant"}), steps_per_epoch=10).schedulers == []
+
+
+def test_trained_network_brings_its_weights_to_the_loss_and_the_test_line_gives_the_unregistered_dice():
+    task = RegistrationTask()
+    s = task.settings("train").replace({"size": 16, "channels": [4, 8]})
+    net = task.build_network(SearchResult(hparams={"smooth": torch.tensor(0.5)}), s)
+    data = task.test_data(None, s)
+    items = [data.test[k] for k in range(len(data.test))]
+    batch = {k: torch.stack([it[k] for it in items]) for k in ("moving", "fixed", "moving_seg", "fixed_seg", "size")}
+    batch["name"] = [it["name"] for it in items]
+    out = net(batch["moving"], batch["fixed"])
+    expected = lower_loss(out, batch, {"log_smooth": torch.tensor(math.log(0.5))})
+    assert float(task.train_losses(net, batch, s)["loss"]) == pytest.approx(float(expected), rel=1e-6)
+    records, _ = task.evaluate_batch(net, batch, s, data.scoring)
+    before = sum(r["dice_unregistered"] for r in records) / len(records)
+    assert data.note == f"unregistered Dice of these pairs: {before:.4f}"
 
 
 @pytest.mark.parametrize("hparams,match", [({"lambda": torch.tensor(0.1)}, "must be"),

@@ -19,7 +19,7 @@ that change): ``benchmarks/lowlight_speed.py`` measures every variant.
 ``search.py`` runs its networks through ``bilevel.call`` (``torch.func.functional_call``) and the
 hypergradient methods differentiate twice; ``torch.compile`` does not support double backward
 (``aot_autograd``), so ``--compile`` is a one-line error there. ``--channels-last`` and ``--amp``
-work in search too (see ``commands.precision``).
+work in search too (see ``runtime.precision``).
 """
 from __future__ import annotations
 
@@ -164,14 +164,6 @@ class Runner(nn.Module):
         with self.precision.autocast(cache=self._graphs is None):
             out = self._forward()(*args, **kwargs)
         return _map(_float32, out) if self.precision.enabled else out
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            if name == "net":
-                raise
-            return getattr(self.net, name)
 
 
 def _signature(leaf: Any) -> Hashable:

@@ -11,7 +11,7 @@ set replaces CIFAR-10 when no folder is given. Two recipes:
   Table 1, GTX 1080 Ti) gives about 1 GPU-day per second-order search (its 4 GPU-days are four
   runs; first order 1.5 GPU-days for four); on a 2-core CPU one search step takes about two minutes.
 * ``"default"``: sized for a CPU, each stage under 10 minutes on one idle core (on the embedded
-  data: search 544, retraining 357 CPU-seconds; README, "Tasks"): search 4
+  data: search 544, retraining 357 CPU-seconds; docs/classification.md, "Recipes"): search 4
   cells x 6 channels, first order (``darts1``), 5 epochs at batch 32, the alphas at Adam 3e-3 (ten
   times DARTS's, so that 155 steps move them); retraining 5 cells x 8 channels, 15 epochs at batch
   64, no auxiliary head, cutout or drop path. On CIFAR-10 (25 times the embedded training set) each
@@ -27,66 +27,55 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import Dataset
 
 import bilevel
 from bilevel import Group, LowerLevel
+from classification import data as cdata
 from datasets.splits import split_train_val
-from nas.classification import data as cdata
 from nas.network import DartsNetwork, count_parameters
 from nas.ops import DARTS_PRIMITIVES
 from nas.supernet import DartsSupernet
-from tasks import SearchSetup, Task, TrainGroup, TrainSetup
+from tasks.base import Scoring, SearchData, SearchSetup, Task, TestData, TrainData, TrainGroup, TrainSetup
 from tasks.results import SearchResult
-from tasks.settings import (Recipes, Settings, at_least, doc, in_range, non_negative_int, positive,
+from tasks.settings import (Recipes, TrainingSettings, at_least, doc, in_range, non_negative_int,
                             positive_int)
+from tasks.training import ARCH_BETAS, make_optimizer, make_schedule
 
-__all__ = ["ClassificationTask", "ClassificationSettings", "NUM_CLASSES", "ARCH_BETAS"]
+__all__ = ["ClassificationTask", "ClassificationSettings", "NUM_CLASSES"]
 
 NUM_CLASSES = 10
-#: Adam betas of DARTS's architecture optimizer.
-ARCH_BETAS = (0.5, 0.999)
-
 
 
 @dataclass
-class ClassificationSettings(Settings):
+class ClassificationSettings(TrainingSettings):
     """DARTS's settings (``train_search.py`` / ``train.py``); the recipes hold both stages (module docstring)."""
 
+    # TrainingSettings' fields with DARTS's defaults
     lr: float = field(default=0.025, metadata=doc("SGD learning rate of the weights"))
-    lr_min: float = field(default=0.001, metadata=doc("cosine floor"))
-    momentum: float = field(default=0.9, metadata=doc("SGD momentum"))
-    weight_decay: float = field(default=3e-4, metadata=doc("weight decay of the weights"))
     arch_lr: float = field(default=3e-4, metadata=doc("Adam learning rate of the alphas"))
-    arch_weight_decay: float = field(default=1e-3, metadata=doc("weight decay of the alphas"))
     grad_clip: float | None = field(default=None, metadata=doc("search: hypergradient clip; train: weights clip"))
-    lower_grad_clip: float | None = field(default=5.0, metadata=doc("search: weights clip"))
+    eval_batch_size: int = field(default=256, metadata=doc("evaluation batch size"))
+    val_fraction: float = field(default=0.0, metadata=doc("train: seeded share of the training set held out to "
+                                                          "select the model (0: none, the latest is kept)"))
+    # the task's own
+    lr_min: float = field(default=0.001, metadata=doc("cosine floor"))
     channels: int = field(default=16, metadata=doc("initial channels"))
     layers: int = field(default=8, metadata=doc("cells"))
     auxiliary_weight: float = field(default=0.0, metadata=doc("auxiliary head loss weight (train)"))
     cutout: int = field(default=0, metadata=doc("cutout side in pixels"))
     drop_path: float = field(default=0.0, metadata=doc("final drop-path probability (train)"))
-    eval_batch_size: int = field(default=256, metadata=doc("evaluation batch size"))
     train_portion: float = field(default=0.5, metadata=doc("search: share of the training set for the weights"))
-    val_fraction: float = field(default=0.0, metadata=doc("train: seeded share of the training set held out to "
-                                                          "select the model (0: none, the latest is kept)"))
     synthetic_train: int = field(default=2000, metadata=doc("embedded training images"))
     synthetic_test: int = field(default=500, metadata=doc("embedded test images"))
 
     def check(self) -> None:
         super().check()
-        for key in ("channels", "layers", "eval_batch_size", "synthetic_train", "synthetic_test"):
+        for key in ("channels", "layers", "synthetic_train", "synthetic_test"):
             at_least(self, key, 1)
         at_least(self, "cutout", 0)
-        for key in ("lr", "arch_lr"):
-            positive(self, key)
-        positive(self, "grad_clip", optional=True)
-        positive(self, "lower_grad_clip", optional=True)
         in_range(self, "train_portion", 0.0, 1.0)
-        in_range(self, "val_fraction", 0.0, 0.5)
         in_range(self, "drop_path", 0.0, 1.0)
-        in_range(self, "momentum", 0.0, 1.0)
-        for key in ("lr_min", "weight_decay", "arch_weight_decay", "auxiliary_weight"):
+        for key in ("lr_min", "auxiliary_weight"):
             in_range(self, key, 0.0, float("inf"))
 
 
@@ -118,10 +107,8 @@ class ClassificationTask(Task):
     space = "darts"
     cell_names = ("normal", "reduce")
     primitives = DARTS_PRIMITIVES
-    results = ("genotype",)
     Settings = ClassificationSettings
     recipes = RECIPES
-    default_method = "darts2"
     metrics = {"top1": "max"}
     select = "top1"
     cell_titles = {"normal": "keeps the resolution and the channels",
@@ -166,39 +153,40 @@ class ClassificationTask(Task):
                                     f"(default {d.val_fraction}: none, the latest model is kept, as DARTS)")
 
     # -- data ------------------------------------------------------------------------------
-    def _train_set(self, s: ClassificationSettings, cutout: int) -> cdata.ImageSet:
+    def _train_set(self, s: ClassificationSettings) -> cdata.ImageSet:
+        """The training set with crop, flip and ``cutout``, augmentation seeded by ``seed``."""
         if s.data is None:
-            return cdata.synthetic("train", s.synthetic_train, augment=True, cutout=cutout, seed=s.seed)
-        return cdata.cifar10(s.data, train=True, augment=True, cutout=cutout, seed=s.seed)
+            return cdata.synthetic("train", s.synthetic_train, augment=True, cutout=s.cutout, seed=s.seed)
+        return cdata.cifar10(s.data, train=True, augment=True, cutout=s.cutout, seed=s.seed)
 
-    def search_data(self, s: ClassificationSettings) -> tuple[Dataset, Dataset]:
+    def search_data(self, s: ClassificationSettings) -> SearchData:
         """Lower set (the first ``train_portion`` of the training set) and upper set (the rest),
         both with crop and flip (and cutout if configured), as DARTS's search."""
-        return cdata.split_by_portion(self._train_set(s, s.cutout), s.train_portion)
+        return SearchData(*cdata.split_by_portion(self._train_set(s), s.train_portion))
 
-    def train_data(self, s: ClassificationSettings) -> tuple[Dataset, Dataset | None]:
+    def train_data(self, s: ClassificationSettings) -> TrainData:
         """The training set (crop, flip, cutout) less a seeded validation slice (without
         augmentation) when ``val_fraction > 0``; the test set is never read here."""
-        train = self._train_set(s, s.cutout)
+        train = self._train_set(s)
         if s.val_fraction <= 0:
-            self.split_note = "validation: none (val_fraction 0); the latest model is kept, as DARTS"
-            return train, None
+            return TrainData(train, None, note="validation: none (val_fraction 0); the latest model is kept, as DARTS")
         train_idx, val_idx = split_train_val(len(train), s.val_fraction, s.seed)
         plain = (cdata.synthetic("train", s.synthetic_train, seed=s.seed) if s.data is None
                  else cdata.cifar10(s.data, train=True))
-        self.split_note = (f"validation: {len(val_idx)} of the {len(train)} training images held out "
-                           f"(val_fraction {s.val_fraction}, seed {s.seed}); the test set is never read")
-        return cdata.Split(train, train_idx), cdata.Split(plain, val_idx)
+        note = (f"validation: {len(val_idx)} of the {len(train)} training images held out "
+                f"(val_fraction {s.val_fraction}, seed {s.seed}); the test set is never read")
+        return TrainData(cdata.Split(train, train_idx), cdata.Split(plain, val_idx), note=note)
 
-    def training_note(self, s: ClassificationSettings, train_set: Dataset) -> str:
+    def training_note(self, s: ClassificationSettings, data: TrainData, network: nn.Module,
+                      result: SearchResult) -> str:
         aux = f" + {s.auxiliary_weight} x auxiliary head" if s.auxiliary_weight > 0 else ""
-        return f"optimising: cross entropy{aux} (SGD)\n{self.split_note}"
+        return f"optimising: cross entropy{aux} (SGD)"
 
-    def test_data(self, data: str | None, s: ClassificationSettings) -> Dataset:
+    def test_data(self, data: str | None, s: ClassificationSettings) -> TestData:
         """The CIFAR-10 test set of folder ``data``, or the synthetic test split when None."""
         if data is None:
-            return cdata.synthetic("test", s.synthetic_test)
-        return cdata.cifar10(data, train=False)
+            return TestData(cdata.synthetic("test", s.synthetic_test))
+        return TestData(cdata.cifar10(data, train=False))
 
     # -- search ----------------------------------------------------------------------------
     def build_search(self, s: ClassificationSettings, device: torch.device) -> SearchSetup:
@@ -213,11 +201,11 @@ class ClassificationTask(Task):
         loss = _cross_entropy(supernet)
         problem = bilevel.BilevelProblem(lower=weights, upper=arch, lower_loss=loss, upper_loss=loss,
                                          buffers=dict(supernet.named_buffers()))
-        sgd = torch.optim.SGD(list(weights.values()), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(sgd, T_max=float(s.epochs), eta_min=s.lr_min)
-        adam = torch.optim.Adam(list(arch.values()), lr=s.arch_lr, betas=ARCH_BETAS, weight_decay=s.arch_weight_decay)
+        sgd = make_optimizer("sgd", list(weights.values()), s.lr, s.weight_decay, s.momentum)
+        adam = make_optimizer("adam", list(arch.values()), s.arch_lr, s.arch_weight_decay, betas=ARCH_BETAS)
         level = LowerLevel("weights", sgd, grad_clip=s.lower_grad_clip)
-        return SearchSetup(supernet, [Group("arch", problem, adam, level, grad_clip=s.grad_clip)], [scheduler])
+        return SearchSetup(supernet, [Group("arch", problem, adam, level, grad_clip=s.grad_clip)],
+                           make_schedule("cosine", sgd, s.epochs, s.lr_min))
 
     # -- train -----------------------------------------------------------------------------
     def build_network(self, result: SearchResult, s: ClassificationSettings) -> nn.Module:
@@ -231,9 +219,9 @@ class ClassificationTask(Task):
 
     def build_training(self, network: nn.Module, s: ClassificationSettings, steps_per_epoch: int) -> TrainSetup:
         """SGD (lr, momentum, weight decay) with cosine annealing to ``lr_min`` over ``epochs``."""
-        optimizer = torch.optim.SGD(network.parameters(), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=float(s.epochs), eta_min=s.lr_min)
-        return TrainSetup([TrainGroup("weights", optimizer, grad_clip=s.grad_clip)], [scheduler])
+        optimizer = make_optimizer("sgd", network.parameters(), s.lr, s.weight_decay, s.momentum)
+        return TrainSetup([TrainGroup("weights", optimizer, grad_clip=s.grad_clip)],
+                          make_schedule("cosine", optimizer, s.epochs, s.lr_min))
 
     def on_epoch(self, network: nn.Module, epoch: int, s: ClassificationSettings) -> None:
         """Drop path ``drop_path * epoch / epochs`` (epoch counted from 0), as DARTS's ``train.py``."""
@@ -254,7 +242,8 @@ class ClassificationTask(Task):
 
     # -- evaluate --------------------------------------------------------------------------
     @torch.no_grad()
-    def evaluate_batch(self, network: nn.Module, batch: dict[str, Any]) -> tuple[list[dict[str, Any]], Any]:
+    def evaluate_batch(self, network: nn.Module, batch: dict[str, Any], s: ClassificationSettings,
+                       scoring: Scoring) -> tuple[list[dict[str, Any]], Any]:
         """Per image ``{"name", "top1"}`` (100.0 if the arg-max class is the label, else 0.0);
         outputs: the predicted classes, int64 ``[N]``."""
         out = network(batch["image"])
@@ -269,7 +258,7 @@ class ClassificationTask(Task):
     def example_size(self, s: ClassificationSettings) -> tuple[int, ...]:
         return (32, 32)
 
-    def evaluation_note(self) -> str:
+    def evaluation_note(self, s: ClassificationSettings, scoring: Scoring) -> str:
         return "top1: % of test images whose highest logit is the true class (DARTS reports error = 100 - top1)"
 
 

@@ -8,7 +8,7 @@ no CPU loss scaling.
 
 Where the commands apply it:
 
-* ``train.py`` / ``evaluate.py``: the network's forward pass only (``commands.speed.Runner``); its
+* ``train.py`` / ``evaluate.py``: the network's forward pass only (``runtime.speed.Runner``); its
   outputs are cast back to float32, so losses and metrics are computed in float32.
 * ``search.py``, bf16: every forward pass of a search step (lower steps and the hypergradient's),
   while ``bilevel`` keeps the implicit methods' linear systems (``cg``, ``neumann``: right-hand

@@ -27,9 +27,9 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from classification.synthetic import SPLIT_SEEDS, SYNTHETIC_CLASSES, synthetic_shapes
 from datasets.errors import DataError, no_folder
 from datasets.transforms import item_generator
-from nas.classification.synthetic import SPLIT_SEEDS, SYNTHETIC_CLASSES, synthetic_shapes
 
 __all__ = [
     "CIFAR_MEAN",
@@ -237,7 +237,7 @@ def cifar10(root: str | os.PathLike[str], train: bool, augment: bool = False, cu
 
 def synthetic(split: str, count: int, augment: bool = False, cutout: int = 0, seed: int = 0,
               data_seed: int = 0) -> ImageSet:
-    """The embedded synthetic set (``nas.classification.synthetic``): ``split`` ``"train"`` or
+    """The embedded synthetic set (``classification.synthetic``): ``split`` ``"train"`` or
     ``"test"`` (drawn independently), ``count`` images; ``seed`` drives the augmentation,
     ``data_seed`` the images."""
     if split not in SPLIT_SEEDS:

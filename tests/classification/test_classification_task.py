@@ -12,12 +12,13 @@ import torch
 import torchvision.datasets  # noqa: F401  (imported by the CIFAR reader; seconds, paid at collection)
 
 import bilevel
+from classification import ClassificationTask
+from classification import data as cdata
+from classification.synthetic import SYNTHETIC_CLASSES, synthetic_shapes
 from datasets.errors import DataError
 from nas import DARTS_V2, Genotype, GenotypeError
-from nas.classification import ClassificationTask
-from nas.classification import data as cdata
-from nas.classification.synthetic import SYNTHETIC_CLASSES, synthetic_shapes
 from tasks import SearchResult
+from tasks.base import Scoring
 
 TINY = {"channels": 4, "layers": 3, "batch_size": 2, "seed": 0, "data": None,
         "synthetic_train": 40, "synthetic_test": 20}
@@ -112,7 +113,8 @@ def test_cutout_zeroes_a_square_and_crop_pads_with_black():
 
 def test_search_split_follows_train_portion():
     task = ClassificationTask()
-    lower, upper = task.search_data(tiny(train_portion=0.75))
+    data = task.search_data(tiny(train_portion=0.75))
+    lower, upper = data.lower, data.upper
     assert (len(lower), len(upper)) == (30, 10)
     assert lower[0]["name"] == "00000" and upper[0]["name"] == "00030"
     lower.set_epoch(2)
@@ -153,16 +155,19 @@ def test_cifar_folder_in_torchvision_format_loads(tmp_path):
 
     task = ClassificationTask()
     cfg = tiny(data=str(tmp_path))
-    lower, upper = task.search_data(cfg)
+    data = task.search_data(cfg)
+    lower, upper = data.lower, data.upper
     assert (len(lower), len(upper)) == (7, 8)
-    train_set, val_set = task.train_data(tiny("train", data=str(tmp_path)))
+    data = task.train_data(tiny("train", data=str(tmp_path)))
+    train_set, val_set = data.train, data.val
     assert len(train_set) == 15 and val_set is None and train_set.cutout == 16  # DARTS: no validation
-    train_set, val_set = task.train_data(tiny("train", data=str(tmp_path), val_fraction=0.2))
+    data = task.train_data(tiny("train", data=str(tmp_path), val_fraction=0.2))
+    train_set, val_set = data.train, data.val
     assert (len(train_set), len(val_set)) == (12, 3)
     train_names = {train_set[i]["name"] for i in range(12)}
     val_names = {val_set[i]["name"] for i in range(3)}
     assert not train_names & val_names and train_names | val_names == {f"{i:05d}" for i in range(15)}
-    assert len(task.test_data(str(tmp_path), cfg)) == 3
+    assert len(task.test_data(str(tmp_path), cfg).test) == 3
 
 
 def test_cifar_folder_missing_incomplete_or_corrupt_is_a_data_error(tmp_path):
@@ -208,7 +213,7 @@ def test_build_search_runs_a_bilevel_step(method):
     assert not torch.equal(stem, net.stem[0].weight)
     setup.schedulers[0].step()
     assert group.lower.optimizer.param_groups[0]["lr"] < cfg.lr
-    assert task.search_result(setup).genotype.space == "darts"
+    assert task.search_result(setup, cfg).genotype.space == "darts"
 
 
 def test_build_search_is_seeded_and_uses_darts_optimizers():
@@ -242,7 +247,7 @@ def test_network_from_darts_v2_trains_and_evaluates():
     setup.groups[0].optimizer.step()
     net.eval()
     b = batch(3, 32, seed=3)
-    records, pred = task.evaluate_batch(net, b)
+    records, pred = task.evaluate_batch(net, b, cfg, Scoring())
     assert [r["name"] for r in records] == b["name"]
     assert all(r["top1"] in (0.0, 100.0) for r in records)
     assert [r["top1"] for r in records] == [100.0 if p == y else 0.0 for p, y in zip(pred, b["label"])]
