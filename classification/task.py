@@ -37,7 +37,7 @@ from nas.ops import DARTS_PRIMITIVES
 from nas.supernet import DartsSupernet
 from tasks.base import Scoring, SearchData, SearchSetup, Task, TestData, TrainData, TrainGroup, TrainSetup
 from tasks.results import SearchResult
-from tasks.settings import (Recipes, TrainingSettings, at_least, doc, in_range, non_negative_int,
+from tasks.settings import (Recipes, TrainingSettings, at_least, doc, flag_group, in_range, non_negative_int,
                             positive_int)
 from tasks.training import ARCH_BETAS, make_optimizer, make_schedule
 
@@ -122,35 +122,32 @@ class ClassificationTask(Task):
         """``--channels``, ``--layers``, ``--cutout`` (search and train), ``--train-portion``
         (search), ``--auxiliary-weight``, ``--drop-path``, ``--val-fraction`` (train); nothing for
         evaluate (the checkpoint holds its settings). Defaults ``None``: the recipe's value."""
-        if stage not in ("search", "train"):
-            return
         d = self.settings(stage)
-        group = parser.add_argument_group(
-            f"task {self.name!r} ({stage}); recipes: default (sized for a CPU: under 10 minutes per stage on an "
-            "idle core), darts (DARTS's settings, a GPU recipe: the paper reports about 1 GPU-day per "
-            "second-order search on a GTX 1080 Ti)")
-        group.add_argument("--channels", type=positive_int, default=None, metavar="C",
-                           help=f"initial channels of the network (default {d.channels}; recipe "
-                                "darts, as DARTS: 16 to search, 36 to retrain)")
-        group.add_argument("--layers", type=positive_int, default=None, metavar="L",
-                           help=f"number of cells, two of them reductions (default {d.layers}; "
-                                "recipe darts, as DARTS: 8 to search, 20 to retrain)")
-        group.add_argument("--cutout", type=non_negative_int, default=None, metavar="PX",
-                           help=f"side of the cutout square on training images, 0 for none (default {d.cutout})")
+        add = flag_group(parser, self.name, stage, "default (sized for a CPU: under 10 minutes per stage on an idle "
+                         "core), darts (DARTS's settings, a GPU recipe: the paper reports about 1 GPU-day per "
+                         "second-order search on a GTX 1080 Ti)")
+        add("--channels", type=positive_int, default=None, metavar="C",
+            help=f"initial channels of the network (default {d.channels}; recipe "
+                 "darts, as DARTS: 16 to search, 36 to retrain)")
+        add("--layers", type=positive_int, default=None, metavar="L",
+            help=f"number of cells, two of them reductions (default {d.layers}; "
+                 "recipe darts, as DARTS: 8 to search, 20 to retrain)")
+        add("--cutout", type=non_negative_int, default=None, metavar="PX",
+            help=f"side of the cutout square on training images, 0 for none (default {d.cutout})")
         if stage == "search":
-            group.add_argument("--train-portion", type=float, default=None, metavar="P",
-                               help="share of the training set that trains the weights; the rest "
-                                    f"trains the architecture (default {d.train_portion})")
+            add("--train-portion", type=float, default=None, metavar="P",
+                help="share of the training set that trains the weights; the rest "
+                     f"trains the architecture (default {d.train_portion})")
         else:
-            group.add_argument("--auxiliary-weight", type=float, default=None, metavar="W",
-                               help="weight of the auxiliary head's loss, 0 drops the head "
-                                    f"(default {d.auxiliary_weight})")
-            group.add_argument("--drop-path", type=float, default=None, metavar="P",
-                               help="drop-path probability reached at the last epoch, ramped "
-                                    f"linearly from 0 (default {d.drop_path})")
-            group.add_argument("--val-fraction", type=float, default=None, metavar="P",
-                               help="seeded share of the training set held out to select the model "
-                                    f"(default {d.val_fraction}: none, the latest model is kept, as DARTS)")
+            add("--auxiliary-weight", type=float, default=None, metavar="W",
+                help="weight of the auxiliary head's loss, 0 drops the head "
+                     f"(default {d.auxiliary_weight})")
+            add("--drop-path", type=float, default=None, metavar="P",
+                help="drop-path probability reached at the last epoch, ramped "
+                     f"linearly from 0 (default {d.drop_path})")
+            add("--val-fraction", type=float, default=None, metavar="P",
+                help="seeded share of the training set held out to select the model "
+                     f"(default {d.val_fraction}: none, the latest model is kept, as DARTS)")
 
     # -- data ------------------------------------------------------------------------------
     def _train_set(self, s: ClassificationSettings) -> cdata.ImageSet:

@@ -8,18 +8,16 @@ from typing import Any, Sequence
 import torch
 
 from bilevel import METHODS
-
+from runtime.options import parse_option
+from runtime.speed import add_speed_flags
+from runtime.threads import add_threads_flag
 from tasks import Settings, Task
+from tasks.registry import TASKS, get_task, names_where
 from tasks.results import read_json_object
 from tasks.settings import unknown_keys
 
 from .budget import drop_recipe_max_steps
 from .errors import UserError
-from tasks.registry import TASKS, get_task, names_where
-from runtime.options import parse_option
-from runtime.speed import add_speed_flags
-from runtime.threads import add_threads_flag
-
 
 
 def given_flags(flags: Sequence[tuple[str, Any]]) -> list[str]:

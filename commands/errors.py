@@ -7,11 +7,10 @@ from typing import Callable, Sequence
 from bilevel import NonFiniteError, OptionError
 from datasets.errors import DataError
 from nas.genotype import GenotypeError
+from runtime.errors import UserError
 from tasks.registry import TaskError
 from tasks.results import HparamsError
-from runtime.errors import UserError
 from tasks.settings import SettingsError
-
 
 USER_ERRORS = (UserError, DataError, GenotypeError, OptionError, NonFiniteError, SettingsError, HparamsError, TaskError)
 

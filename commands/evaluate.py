@@ -9,6 +9,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from datasets.pairs import describe_data
+from runtime.precision import Precision
+from runtime.speed import Runner, add_speed_flags, check_cuda_graph, speed_note
+from runtime.threads import add_threads_flag, apply_threads
 from tasks import Scoring, Settings, Task
 from tasks.settings import non_negative_int, positive_int
 
@@ -16,12 +19,8 @@ from .config import add_data_flags, device_of, given_flags, pairs_as_data
 from .distributed import launched
 from .errors import UserError
 from .evaluation import evaluate, mean_metrics
-from .inputs import save_inputs, scoring_tasks
+from .inputs import save_inputs, scoring_task
 from .models import build_model, read_model
-from tasks.registry import get_task
-from runtime.threads import add_threads_flag, apply_threads
-from runtime.precision import Precision
-from runtime.speed import Runner, add_speed_flags, check_cuda_graph, speed_note
 from .runs import RunFolder, atomic_write_bytes, check_folder, write_json
 
 #: What evaluate writes in --out (``--force`` removes these, nothing else).
@@ -132,17 +131,12 @@ def _check_flags(args: argparse.Namespace) -> None:
     if network:
         raise UserError(f"--predictions scores outputs already made: drop {', '.join(network)} (for running "
                         "a network with --checkpoint)")
-    if args.task is None:
-        raise UserError(f"--predictions needs --task, the task whose metrics score the folder: one of "
-                        f"{', '.join(scoring_tasks())}")
 
 
 def _score_predictions(args: argparse.Namespace) -> int:
-    task = get_task(args.task)
+    task = scoring_task(args.task, "--predictions needs --task, the task whose metrics score the folder",
+                        "cannot score a predictions folder", "; evaluate its model.pt with --checkpoint")
     pairs_as_data(args, task)
-    if not task.can_score_predictions:
-        raise UserError(f"task {task.name!r} cannot score a predictions folder (tasks that can: "
-                        f"{', '.join(scoring_tasks())}); evaluate its model.pt with --checkpoint")
     pred = Path(args.predictions)
     if not pred.is_dir():
         raise UserError(f"--predictions {pred} is not a folder; pass the folder of output images")

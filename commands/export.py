@@ -23,14 +23,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from runtime.threads import add_threads_flag, apply_threads
 from tasks import Settings, Task
-from tasks.settings import positive_int
+from tasks.settings import int_at_least, positive_int
 
 from .config import device_of
 from .errors import UserError
 from .models import build_model, read_model
 from .runs import atomic_write_bytes
-from runtime.threads import add_threads_flag, apply_threads
 
 #: The ONNX opset written by default: the exporter's own default in torch 2.14, and what 3D
 #: registration needs (GridSample on volumes); onnxruntime 1.19 and later run it.
@@ -76,11 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _side(text: str) -> int:
-    value = int(text)
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"must be 2 or more, got {text}")
-    return value
+_side = int_at_least(2, "2 or more", "side")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

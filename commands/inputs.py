@@ -14,10 +14,11 @@ from typing import Any
 
 from datasets.io import write_image
 from datasets.pairs import describe_data
+from tasks import Task
+from tasks.registry import get_task, names_where
 
 from .config import given_flags, pairs_as_data
 from .errors import UserError
-from tasks.registry import get_task, names_where
 from .runs import RunFolder, check_folder
 
 #: What --save-inputs writes in its folder (``--force`` removes these, nothing else).
@@ -32,13 +33,8 @@ def save_inputs(args: argparse.Namespace) -> int:
     if others:
         raise UserError(f"--save-inputs DIR writes the test set and evaluates nothing: drop {', '.join(others)} "
                         "(run the other method on DIR/inputs, then score its folder with --predictions)")
-    if args.task is None:
-        raise UserError(f"--save-inputs needs --task, the task whose test set to write: one of "
-                        f"{', '.join(scoring_tasks())}")
-    task = get_task(args.task)
-    if not task.can_score_predictions:
-        raise UserError(f"task {task.name!r} cannot score outputs made elsewhere, so its inputs are not written "
-                        f"(tasks that can: {', '.join(scoring_tasks())})")
+    task = scoring_task(args.task, "--save-inputs needs --task, the task whose test set to write",
+                        "cannot score outputs made elsewhere, so its inputs are not written", "")
     pairs_as_data(args, task)
     s = task.settings("train").replace({"data": args.data}, source="command line")
     out = check_folder(args.save_inputs, False, args.force, can_resume=False)
@@ -80,6 +76,17 @@ def _bits(image: Any) -> int:
     an 8-bit image; finer ones keep 16 bits)."""
     x = image.detach().float() * 255.0
     return 8 if bool((x - x.round()).abs().max() < 1e-3) else 16
+
+
+def scoring_task(name: str | None, needs: str, cannot: str, fix: str) -> Task:
+    """The task ``name`` when it scores outputs made elsewhere; else a one-line ``UserError``: ``needs`` (no
+    task given) or ``cannot`` then ``fix``, each listing the tasks that can."""
+    if name is None:
+        raise UserError(f"{needs}: one of {', '.join(scoring_tasks())}")
+    task = get_task(name)
+    if not task.can_score_predictions:
+        raise UserError(f"task {task.name!r} {cannot} (tasks that can: {', '.join(scoring_tasks())}){fix}")
+    return task
 
 
 def scoring_tasks() -> list[str]:

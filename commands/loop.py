@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 import torch
 from tqdm import tqdm
 
+from runtime.threads import apply_threads
 from tasks import Settings, Task
 
 from .budget import drop_recipe_max_steps, max_steps_given
@@ -20,7 +21,6 @@ from .config import device_of
 from .distributed import SharedStop, World, data_parallel
 from .runs import MetricsCSV, open_run, resumed_settings, write_json
 from .session import Forecast, SaveClock, Stopper, until_stopped
-from runtime.threads import apply_threads
 
 __all__ = ["Run", "begin", "drive", "launch", "stopped_message"]
 

@@ -18,11 +18,11 @@ import torch
 from torch import Tensor, nn
 
 from tasks import SearchResult, Settings, Task
+from tasks.registry import get_task, names_where
 from tasks.released import ReleasedWeights
 
 from . import torchfile
 from .errors import UserError
-from tasks.registry import get_task, names_where
 
 __all__ = ["InitWeights", "build_model", "load_init", "read_init", "read_model", "read_weights"]
 

@@ -12,12 +12,11 @@ from tqdm import tqdm
 from bilevel import GroupedLoop
 from bilevel.methods.saga import MissingIndexError
 from nas.plot import plot_genotype
-from tasks import SearchResult, Settings, Task
-from tasks.results import GENOTYPE_FILE, HPARAMS_FILE, hparams_to_json
-
 from runtime.precision import Precision
 from runtime.speed import channels_last_inputs, check_search, to_channels_last
+from tasks import SearchResult, Settings, Task
 from tasks.registry import get_task
+from tasks.results import GENOTYPE_FILE, HPARAMS_FILE, hparams_to_json
 
 from .budget import load_schedulers, step_budget
 from .config import add_common, add_search_flags, resolve, task_from_argv

@@ -12,12 +12,11 @@ from tqdm import tqdm
 from bilevel import NonFiniteError
 from datasets.io import write_image
 from nas.genotype import Genotype
-from tasks import SearchResult, Settings, Task, load_hparams
-from tasks.results import GENOTYPE_FILE, HPARAMS_FILE
-
 from runtime.precision import Precision
 from runtime.speed import Runner, speed_note
+from tasks import SearchResult, Settings, Task, load_hparams
 from tasks.registry import get_task
+from tasks.results import GENOTYPE_FILE, HPARAMS_FILE
 
 from .budget import load_schedulers, step_budget
 from .config import add_common, resolve, task_from_argv

@@ -30,8 +30,17 @@ from nas.chain import ChainCell, ChainSearchCell
 from nas.genotype import Genotype, derive_chain
 from restoration.metrics import psnr
 from restoration.ops import RESTORATION_OPS
-from tasks import (Scoring, SearchData, SearchResult, SearchSetup, Task, TestData, TrainData, TrainingSettings,
-                   TrainSetup)
+from tasks import (
+    Scoring,
+    SearchData,
+    SearchResult,
+    SearchSetup,
+    Task,
+    TestData,
+    TrainData,
+    TrainingSettings,
+    TrainSetup,
+)
 from tasks.settings import at_least, doc, in_range, one_of, positive_float
 from tasks.training import ARCH_BETAS, OPTIMIZERS, SCHEDULES, make_optimizer, make_schedule, single_group_training
 

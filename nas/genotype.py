@@ -103,13 +103,8 @@ class Genotype:
         return "{\n" + ",\n".join(items) + "\n}\n"
 
     @classmethod
-    def from_dict(
-        cls,
-        data: Any,
-        primitives: Sequence[str] | None = None,
-        cell_names: Sequence[str] | None = None,
-        source: str = "<string>",
-    ) -> Genotype:
+    def from_dict(cls, data: Any, primitives: Sequence[str] | None = None, cell_names: Sequence[str] | None = None,
+                  source: str = "<string>") -> Genotype:
         """Strictly parse the dict form; ``GenotypeError`` naming ``source`` on any fault.
 
         ``primitives``: if given, every op must be one of them. ``cell_names``: if given, the
@@ -157,13 +152,8 @@ class Genotype:
         return cls(space, cells, concat)
 
     @classmethod
-    def from_json(
-        cls,
-        text: str,
-        primitives: Sequence[str] | None = None,
-        cell_names: Sequence[str] | None = None,
-        source: str = "<string>",
-    ) -> Genotype:
+    def from_json(cls, text: str, primitives: Sequence[str] | None = None, cell_names: Sequence[str] | None = None,
+                  source: str = "<string>") -> Genotype:
         """Parse JSON text strictly (duplicate keys rejected); see ``from_dict``."""
 
         def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

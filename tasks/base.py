@@ -34,7 +34,6 @@ from torch.utils.data import Dataset
 
 from bilevel import Group
 from nas.genotype import GenotypeError
-
 from tasks.released import ReleasedWeights
 from tasks.results import HparamsError, SearchResult
 from tasks.settings import Recipes, Settings, SettingsError

@@ -13,7 +13,7 @@ import dataclasses
 import difflib
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 __all__ = ["Recipes", "Settings", "SettingsError", "TrainingSettings"]
 
@@ -142,19 +142,26 @@ def doc(text: str) -> dict[str, str]:
     return {"help": text}
 
 
+def flag_group(parser: argparse.ArgumentParser, task: str, stage: str, recipes: str) -> Callable[..., Any]:
+    """``add_argument`` of the group of a task's flags for ``stage``, titled with its ``recipes``."""
+    return parser.add_argument_group(f"task {task!r} ({stage}); recipes: {recipes}").add_argument
+
+
 # argparse types for task flags (a bad value is argparse's one-line usage error)
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+def int_at_least(low: int, words: str, name: str) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``low``, else "must be ``words``, got TEXT"; ``name`` names it in
+    argparse's message for text that is no integer."""
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be {words}, got {text}")
+        return value
+    parse.__name__ = name
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
+positive_int = int_at_least(1, "a positive integer", "positive_int")
+non_negative_int = int_at_least(0, ">= 0", "non_negative_int")
 
 
 def positive_float(text: str) -> float:

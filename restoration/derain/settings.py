@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 
 from restoration.derain.losses import PIXEL_LOSSES
 from restoration.settings import ImageSettings
-from tasks.settings import Recipes, SettingsError, at_least, doc, in_range, one_of, positive_float, positive_int
+from tasks.settings import (Recipes, SettingsError, at_least, doc, flag_group, in_range, one_of, positive_float,
+                            positive_int)
 
 __all__ = ["DerainSettings", "RECIPES", "add_task_arguments"]
 
@@ -98,14 +99,11 @@ RECIPES: Recipes = {
 
 def add_task_arguments(parser: argparse.ArgumentParser, stage: str) -> None:
     """Flags of the deraining task (dest = settings key, default None = the recipe's value)."""
-    if stage not in ("search", "train"):
-        return
-    group = parser.add_argument_group(
-        f"task 'derain' ({stage}); recipes: default (fast on a CPU), tmics (the released TMICS network: "
-        "96 channels, 8 cells; schedules not in that code are DARTS's / common values). Metrics: PSNR and "
-        "SSIM on the Y channel of BT.601 YCbCr, MATLAB rgb2ycbcr convention (8-bit, Y in [16, 235]), as "
-        "deraining papers report; --no-y-channel for RGB")
-    add = group.add_argument
+    add = flag_group(parser, "derain", stage,
+                     "default (fast on a CPU), tmics (the released TMICS network: 96 channels, 8 cells; schedules not "
+                     "in that code are DARTS's / common values). Metrics: PSNR and SSIM on the Y channel of BT.601 "
+                     "YCbCr, MATLAB rgb2ycbcr convention (8-bit, Y in [16, 235]), as deraining papers report; "
+                     "--no-y-channel for RGB")
     add("--channels", type=positive_int, default=None, metavar="C",
         help="feature channels (default: search 8, train 16; tmics 16 / 96)")
     add("--cells", type=positive_int, default=None, metavar="N", help="cells in sequence (default 3; tmics 8)")

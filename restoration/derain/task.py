@@ -63,13 +63,10 @@ class DerainTask(Task):
     """Deraining with searched chain cells (see the module docstring)."""
 
     name = "derain"
-    space = SPACE
-    cell_names = CELL_NAMES
-    primitives = tuple(RESTORATION_PRIMITIVES)
+    space, cell_names, primitives = SPACE, CELL_NAMES, tuple(RESTORATION_PRIMITIVES)  # the genotype space
     Settings = DerainSettings
     recipes = RECIPES
-    metrics = {"psnr": "max", "ssim": "max"}
-    select = "psnr"
+    metrics, select = {"psnr": "max", "ssim": "max"}, "psnr"
     data_help = ("rainy/clean pairs read in place: Rain100L/H as distributed (DIR/rainy/rain-XXX.png + "
                  "DIR/norain-XXX.png), DIR/rain-XXX.png + DIR/norain-XXX.png, DIR/{rainy,norain}, DIR/{input,target} "
                  "(Rain13K, Test100, Test2800), DIR/{inputcrop,cleancrop} (MSPFN), Rain1400 "

@@ -31,7 +31,7 @@ from typing import Any
 
 from restoration.fusion.metrics_conventions import CONVENTIONS, DEFAULT_CONVENTION
 from restoration.settings import ImageSettings
-from tasks.settings import Recipes, SettingsError, at_least, doc, in_range, one_of, positive, positive_int
+from tasks.settings import Recipes, SettingsError, at_least, doc, flag_group, in_range, one_of, positive, positive_int
 
 __all__ = ["CONVENTION_HELP", "FusionSettings", "RECIPES", "add_task_arguments"]
 
@@ -123,12 +123,8 @@ def _non_negative(text: str) -> float:
 
 def add_task_arguments(parser: argparse.ArgumentParser, stage: str) -> None:
     """Flags of the fusion task (dest = settings key, default None = the recipe's value)."""
-    if stage not in ("search", "train"):
-        return
-    group = parser.add_argument_group(
-        f"task 'fusion' ({stage}); recipes: default (fast on a CPU), tim (TIMFusion's public code where it "
-        "fixes a value, DARTS's values elsewhere)")
-    add = group.add_argument
+    add = flag_group(parser, "fusion", stage, "default (fast on a CPU), tim (TIMFusion's public code where it fixes "
+                     "a value, DARTS's values elsewhere)")
     add("--channels", type=positive_int, default=None, metavar="C",
         help="feature channels (default: search 8, train 16)")
     add("--crop", type=positive_int, default=None, metavar="PX", help="random square training crop (default 48)")

@@ -34,8 +34,8 @@ from typing import Any
 
 from restoration.lowlight.model import OUTPUT_KEYS
 from restoration.settings import ImageSettings
-from tasks.settings import (Recipes, SettingsError, at_least, doc, in_range, one_of, positive, positive_float,
-                            positive_int)
+from tasks.settings import (Recipes, SettingsError, at_least, doc, flag_group, in_range, one_of, positive,
+                            positive_float, positive_int)
 
 __all__ = ["LowLightSettings", "RECIPES", "add_task_arguments"]
 
@@ -95,11 +95,8 @@ RECIPES: Recipes = {
 
 def add_task_arguments(parser: argparse.ArgumentParser, stage: str) -> None:
     """Flags of the low-light task (dest = settings key, default None = the recipe's value)."""
-    if stage not in ("search", "train"):
-        return
-    group = parser.add_argument_group(f"task 'lowlight' ({stage}); recipes: default (fast, supervised "
-                                      "retraining when references exist), ruas (RUAS as published)")
-    add = group.add_argument
+    add = flag_group(parser, "lowlight", stage, "default (fast, supervised retraining when references exist), ruas "
+                     "(RUAS as published)")
     add("--crop", type=positive_int, default=None, metavar="PX",
         help="random square training crop in pixels (default: 48; ruas 320)")
     add("--lr", type=positive_float, default=None,

@@ -99,13 +99,10 @@ class LowLightTask(Task):
     """RUAS low-light enhancement (see the module docstring)."""
 
     name = "lowlight"
-    space = SPACE
-    cell_names = CELL_NAMES
-    primitives = tuple(RUAS_PRIMITIVES)
+    space, cell_names, primitives = SPACE, CELL_NAMES, tuple(RUAS_PRIMITIVES)  # the genotype space
     Settings = LowLightSettings
     recipes = RECIPES
-    metrics = {"psnr": "max", "ssim": "max"}
-    select = "psnr"
+    metrics, select = {"psnr": "max", "ssim": "max"}, "psnr"
     cell_titles = {"iem": "illumination estimation (IEM), each stage: illumination t, enhanced u = input / t",
                    "nrm": "noise removal (NRM): denoises the enhanced u"}
     data_help = ("low-light pairs: LOL (DIR/our485/{low,high}, DIR/eval15/{low,high}), DIR/{low,high}, "

@@ -61,7 +61,7 @@ import argparse
 from dataclasses import dataclass, field
 
 from restoration.settings import RestorationSettings
-from tasks.settings import Recipes, SettingsError, at_least, doc, in_range, one_of, positive, positive_float
+from tasks.settings import Recipes, SettingsError, at_least, doc, flag_group, in_range, one_of, positive, positive_float
 
 __all__ = ["LOWER_OPTIMIZERS", "RECIPES", "RegistrationSettings", "SGD_METHODS", "add_task_arguments"]
 
@@ -169,11 +169,8 @@ def _channels(text: str) -> list[int]:
 
 def add_task_arguments(parser: argparse.ArgumentParser, stage: str) -> None:
     """Flags of the registration task (dest = settings key, default None = the recipe's value)."""
-    if stage not in ("search", "train"):
-        return
-    group = parser.add_argument_group(f"task 'registration' ({stage}); recipes: default (fast on a CPU), "
-                                      "autoreg (AutoReg's search, VoxelMorph's training, as published)")
-    add = group.add_argument
+    add = flag_group(parser, "registration", stage, "default (fast on a CPU), autoreg (AutoReg's search, "
+                     "VoxelMorph's training, as published)")
     add("--dims", type=int, choices=(2, 3), default=None, help="2D images or 3D volumes (default 2)")
     add("--atlas", default=None, metavar="FILE",
         help="atlas (npz with vol and seg, or a subject folder): scan-to-atlas pairs (default: scan-to-scan)")
