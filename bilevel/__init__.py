@@ -11,7 +11,8 @@ from .groups import Group, GroupedLoop, LowerLevel
 from .loop import BilevelLoop, NonFiniteError
 from .memory import saved_tensor_bytes
 from .methods import METHODS
+from .methods.meta import Tasks
 from .problem import BilevelProblem, call
 
 __all__ = ["BilevelProblem", "BilevelLoop", "Group", "GroupedLoop", "LowerLevel", "Hypergradient", "METHODS", "Method", "NonFiniteError",
-           "OptionError", "call", "hypergradient", "make_method", "saved_tensor_bytes"]
+           "OptionError", "Tasks", "call", "hypergradient", "make_method", "saved_tensor_bytes"]

@@ -8,6 +8,7 @@ from .barrier import BVFIM
 from .envelope import MEHA
 from .implicit import CG, Neumann
 from .joint import BOME, F2SA, PBGD
+from .meta import FOMAML, IMAML, MAML, MetaSGD, Reptile
 from .one_step import Darts1, Darts2
 from .stochastic import MASOBA, SABA, SOBA
 from .stochastic_implicit import AmIGO, StocBiO
@@ -35,4 +36,9 @@ METHODS: dict[str, type[Method]] = {
     "ma_soba": MASOBA,
     "stocbio": StocBiO,
     "amigo": AmIGO,
+    "maml": MAML,
+    "fomaml": FOMAML,
+    "metasgd": MetaSGD,
+    "reptile": Reptile,
+    "imaml": IMAML,
 }
