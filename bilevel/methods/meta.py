@@ -33,6 +33,7 @@ from ..lower_step import Rule, SGDRule, rule_for, unroll
 from ..problem import BilevelProblem
 from ..solvers import conjugate_gradient
 from ..tensors import TensorDict, axpy, cloned, detached, grad, norm, scale, vjp
+from .unrolled import UnrollConfig
 
 INIT, LR = "init/", "lr/"
 
@@ -42,21 +43,12 @@ class Tasks(list):
 
 
 @dataclass
-class MAMLConfig:
-    """Options of ``maml``, ``fomaml`` and ``reptile``.
-
-    steps: inner updates from ``theta``.
-    lr: inner step size (the lower optimizer's rule with this learning rate, given one); ``None``
-        takes the lower optimizer's learning rate, and is required without one.
-    """
+class MAMLConfig(UnrollConfig):
+    """Options of ``maml``, ``fomaml`` and ``reptile``: ``steps`` inner updates from ``theta``; ``lr`` as
+    ``rad``'s (the lower optimizer's rule with this learning rate, given one; ``None``: the lower
+    optimizer's learning rate, required without one)."""
 
     steps: int = 5
-    lr: float | None = 0.1
-
-    def __post_init__(self) -> None:
-        check_positive("steps", self.steps, integer=True)
-        if self.lr is not None:
-            check_positive("lr", self.lr)
 
 
 @dataclass
