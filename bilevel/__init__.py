@@ -12,7 +12,8 @@ from .loop import BilevelLoop, NonFiniteError
 from .memory import saved_tensor_bytes
 from .methods import METHODS
 from .methods.meta import Tasks
+from .multilevel import Level, multilevel_hypergradient
 from .problem import BilevelProblem, call
 
-__all__ = ["BilevelProblem", "BilevelLoop", "Group", "GroupedLoop", "LowerLevel", "Hypergradient", "METHODS", "Method", "NonFiniteError",
-           "OptionError", "Tasks", "call", "hypergradient", "make_method", "saved_tensor_bytes"]
+__all__ = ["BilevelProblem", "BilevelLoop", "Group", "GroupedLoop", "LowerLevel", "Hypergradient", "Level", "METHODS", "Method", "NonFiniteError",
+           "OptionError", "Tasks", "call", "hypergradient", "make_method", "multilevel_hypergradient", "saved_tensor_bytes"]
