@@ -111,11 +111,11 @@ def median_time(fn: Callable[[], object], repeats: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--width", type=int, default=40, help="hidden units of the MLP (default 40)")
-    parser.add_argument("--shots", type=int, default=10, help="support points (default 10; query 4x)")
-    parser.add_argument("--steps", type=int, default=5, help="inner SGD steps (default 5)")
-    parser.add_argument("--lr", type=float, default=0.01, help="inner learning rate (default 0.01)")
-    parser.add_argument("--repeats", type=int, default=50, help="timed calls per side (default 50)")
+    for flag, kind, default, text in (("--width", int, 40, "hidden units of the MLP"),
+                                      ("--shots", int, 10, "support points (the query has 4x as many)"),
+                                      ("--steps", int, 5, "inner SGD steps"), ("--lr", float, 0.01, "inner learning rate"),
+                                      ("--repeats", int, 50, "timed calls per side")):
+        parser.add_argument(flag, type=kind, default=default, help=f"{text} (default {default})")
     add_threads_flag(parser)
     args = parser.parse_args()
     threads = apply_threads(args.threads)
