@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Mapping
 
-import torch
 from torch import Tensor, nn
 
 from tasks import SearchResult, Settings, Task
 from tasks.registry import get_task, names_where
 from tasks.released import ReleasedWeights
 
-from . import torchfile
 from .errors import UserError
+from .runs import load_torch
 
 __all__ = ["InitWeights", "build_model", "load_init", "read_init", "read_model", "read_weights"]
 
@@ -30,19 +28,8 @@ __all__ = ["InitWeights", "build_model", "load_init", "read_init", "read_model",
 def read_weights(path: str | os.PathLike[str], what: str = "checkpoint") -> dict[str, Any]:
     """The object stored at ``path`` (tensors, dicts, strings only): a checkpoint of the commands (it has
     ``kind`` and ``task``) or a state dict; one-line ``UserError`` (naming the file as ``what``) else."""
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"{what} {p} does not exist; give a model.pt written by train.py or a paper's "
-                        "released weights")
-    try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise UserError(f"{what} {p} is {torchfile.unreadable(p)}, not a checkpoint or a state dict; give a model.pt "
-                        "written by train.py or a paper's released weights")
-    if not isinstance(obj, dict):
-        raise UserError(f"{what} {p} holds {torchfile.holds(obj)}, not a checkpoint or a state dict; give a "
-                        "model.pt written by train.py or a paper's released weights")
-    return obj
+    fix = "give a model.pt written by train.py or a paper's released weights"
+    return load_torch(path, what, fix, missing=fix, expected="a checkpoint or a state dict", any_dict=True)
 
 
 def _is_checkpoint(obj: Mapping[str, Any]) -> bool:

@@ -27,20 +27,21 @@ def save_torch(path: str | os.PathLike[str], obj: Any) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def load_torch(path: str | os.PathLike[str], what: str, fix: str = "give the path of a file those commands wrote"
-               ) -> dict[str, Any]:
-    """Load a checkpoint written by these commands (tensors, dicts, strings only); one-line ``UserError``
-    saying what the file holds otherwise, and ``fix``."""
+def load_torch(path: str | os.PathLike[str], what: str, fix: str = "give the path of a file those commands wrote",
+               missing: str = "give the path of a file written by the commands",
+               expected: str = "a checkpoint written by train.py/search.py", any_dict: bool = False) -> dict[str, Any]:
+    """Load a checkpoint written by these commands (tensors, dicts, strings only; with ``any_dict``, any
+    dict such as a state dict); one-line ``UserError`` otherwise: a missing file (then ``missing``), or
+    what the file is or holds, that it is not ``expected``, and ``fix``."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{what} {path} does not exist; give the path of a file written by the commands")
-    written = "not a checkpoint written by train.py/search.py"
+        raise UserError(f"{what} {path} does not exist; {missing}")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise UserError(f"{what} {path} is {unreadable(path)}, {written}; {fix}") from None
-    if not isinstance(obj, dict) or "kind" not in obj or "task" not in obj:
-        raise UserError(f"{what} {path} holds {holds(obj)}, {written}; {fix}")
+        raise UserError(f"{what} {path} is {unreadable(path)}, not {expected}; {fix}") from None
+    if not isinstance(obj, dict) or not (any_dict or ("kind" in obj and "task" in obj)):
+        raise UserError(f"{what} {path} holds {holds(obj)}, not {expected}; {fix}")
     return obj
 
 
