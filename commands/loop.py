@@ -47,11 +47,11 @@ class Run(Protocol):
 
 
 def launch(args: argparse.Namespace, task: Task, stage: str, owned: Sequence[str],
-           settings: Callable[[], Any], build: Callable[..., Run]) -> int:
+           settings: Callable[[], Any], build: Callable[..., Callable[[], int]]) -> int:
     """Open the run folder (``--resume``, ``--force``), settle the settings (``settings()`` for a fresh
     run, the checkpoint's on resume), build the run (``build(s, world, folder_path, ckpt, exact)``: data
-    checked and network built before anything is written) and run ``build``'s body until done or
-    stopped, writing a checkpoint on the way out."""
+    checked and network built before anything is written; it returns the run's body) and run the body
+    until done or stopped, writing a checkpoint on the way out."""
     fresh = None if args.resume else settings()  # settings errors before any folder is made
     with data_parallel(device_of(args.device)) as world:  # under torchrun: one process of several; rank 0 prints
         folder, ckpt = open_run(args, stage, tuple(owned))
@@ -59,7 +59,7 @@ def launch(args: argparse.Namespace, task: Task, stage: str, owned: Sequence[str
             drop_recipe_max_steps(resumed_settings(task, ckpt, args), args)
         args.threads_note = apply_threads(args.threads)  # before the data and network are built
         exact = ckpt is not None or max_steps_given(args)  # a recipe's max_steps is a cap
-        run, body = build(s, world, folder.path, ckpt, exact)
+        body = build(s, world, folder.path, ckpt, exact)
         world.barrier()  # every process has checked the folder before rank 0 writes in it
         return folder.run_until_checkpoint(body) if world.main else body()
 

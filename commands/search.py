@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from tqdm import tqdm
@@ -75,6 +75,7 @@ class _Search:
         self.averages = Averages()
         self.start_upper = self._upper()
         self.upper_moved = False  # before this session (a resumed run's checkpoint says)
+        self._result: tuple[int, SearchResult] | None = None  # (global_step, the result at that step)
 
     def _upper(self) -> list[torch.Tensor]:
         return [v.detach().clone() for g in self.setup.groups for v in g.problem.upper.values()]
@@ -92,9 +93,14 @@ class _Search:
         self.averages = Averages(ckpt["averages"])
         set_rng_state(ckpt["rng"])
         self.start_upper, self.upper_moved = self._upper(), bool(ckpt.get("upper_moved", True))
+        self._result = None
 
     def result(self) -> SearchResult:
-        return self.task.search_result(self.setup, self.s)
+        """The task's search result now; derived once a step (the upper variables move only in ``step``), so
+        an epoch's end, the checkpoint after it and the final report share it (fusion times a network for it)."""
+        if self._result is None or self._result[0] != self.global_step:
+            self._result = (self.global_step, self.task.search_result(self.setup, self.s))
+        return self._result[1]
 
     def module(self) -> torch.nn.Module:
         return self.setup.supernet
@@ -172,9 +178,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(argv).parse_args(argv)
     task = get_task(args.task)
 
-    def build(s: Settings, world: World, run_dir: Path, ckpt: dict[str, Any] | None, exact: bool) -> Any:
+    def build(s: Settings, world: World, run_dir: Path, ckpt: dict[str, Any] | None, exact: bool) -> Callable[[], int]:
         run = _Search(task, s, world.device, run_dir, world, exact, args.device)  # data checked, network built
-        return run, lambda: _run(run, args, task, ckpt)
+        return lambda: _run(run, args, task, ckpt)
 
     return launch(args, task, "search", OWNED, lambda: resolve(args, "search"), build)
 

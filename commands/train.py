@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from tqdm import tqdm
@@ -265,11 +265,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     init = read_init(args.init, task) if args.init is not None else None
     fresh = None if args.resume else search_result(task, args, init)  # errors first
 
-    def build(s: Settings, world: World, run_dir: Path, ckpt: dict[str, Any] | None, exact: bool) -> Any:
+    def build(s: Settings, world: World, run_dir: Path, ckpt: dict[str, Any] | None, exact: bool) -> Callable[[], int]:
         result = _resumed_result(task, args, ckpt) if ckpt is not None else \
             (fresh if fresh is not None else search_result(task, args, init))
         run = _Train(task, s, result, world.device, run_dir, world, init, exact, args.device)  # data checked
-        return run, lambda: _run(run, args, task, ckpt)
+        return lambda: _run(run, args, task, ckpt)
 
     return launch(args, task, "train", OWNED, lambda: _settings(args, init), build)
 
