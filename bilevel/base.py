@@ -100,7 +100,8 @@ class Method:
 
     What a loop asks of every method is declared here with its default, for subclasses to
     override: ``updates_lower``, ``state_dict`` / ``load_state_dict`` (no state),
-    ``auxiliary_optimizer`` (none of its own), ``replicated_state`` (nothing to average)."""
+    ``auxiliary_optimizer`` (none of its own), ``replicated_state`` (nothing to average),
+    ``lower_values`` (none: the loop trains the lower variables)."""
 
     name: ClassVar[str] = ""
     Config: ClassVar[type] = object
@@ -138,6 +139,13 @@ class Method:
     def auxiliary_optimizer(self, params: list[Tensor]) -> torch.optim.Optimizer | None:
         """The optimizer for the auxiliary upper variables this method adds (``params``), or
         ``None`` to let the caller optimise them with the upper variables (default)."""
+        return None
+
+    def lower_values(self, problem: BilevelProblem) -> TensorDict | None:
+        """Values a loop's lower step gives the lower variables instead of training them, or ``None``
+        (default: the loop trains them). Meta-learning methods return the learned initialisation: their
+        inner loops start from it and never read the lower variables, which then hold it for the caller
+        to save as the network's weights."""
         return None
 
     def replicated_state(self) -> list[Tensor]:

@@ -68,7 +68,8 @@ class BilevelLoop:
     asks for (``method.auxiliary_optimizer(params)``), else they join ``upper_optimizer``.
     A method that ``updates_lower`` (first-order / value-function methods) hands its own direction
     for the lower variables with the hypergradient; the next ``lower_step`` applies it instead of
-    the lower loss gradient.
+    the lower loss gradient. A method with ``lower_values`` (meta-learning) has the lower step set the
+    lower variables to them (the learned initialisation) and report the last hypergradient's lower loss.
 
     ``step`` returns floats: step, lower_loss, upper_loss, hypergrad_norm, hypergrad_time_s, and
     lower_grad_norm when ``lower_grad_clip`` is set. A NaN/Inf loss or gradient raises
@@ -97,6 +98,7 @@ class BilevelLoop:
         self.step_count = 0
         self.shared: dict[str, Any] = {} if shared is None else shared
         self._lower_direction: dict[str, Tensor] | None = None
+        self._lower_loss = float("nan")  # the last hypergradient's lower loss (reported by a set lower step)
 
     @property
     def auxiliary_optimizer(self) -> torch.optim.Optimizer:
@@ -141,6 +143,7 @@ class BilevelLoop:
             aux_opt.step()
             aux_opt.zero_grad(set_to_none=True)
         self._lower_direction = hg.lower if self.method.updates_lower else None
+        self._lower_loss = float(d.get("lower_loss", float("nan")))
         return {"upper_loss": d.get("upper_loss", float("nan")), "hypergrad_norm": norm,
                 "hypergrad_time_s": d["time_s"]}
 
@@ -149,6 +152,12 @@ class BilevelLoop:
         p = self.problem
         if self._lower_direction is not None:
             return self._apply_lower_direction()
+        values = self.method.lower_values(p)
+        if values is not None:  # meta-learning: the lower variables hold the learned initialisation
+            with torch.no_grad():
+                for name, t in p.lower.items():
+                    t.copy_(values[name])
+            return {"lower_loss": self._lower_loss}
         upper = {k: v.detach() for k, v in p.upper.items()}
         loss_value, norm = float("nan"), float("nan")
         for _ in range(self.lower_steps):

@@ -17,7 +17,10 @@ A task declares:
   method needs is passed to it. A task holds no state that depends on the order of its calls:
   no attribute is assigned outside ``__init__``.
 * its optional **capabilities**, declared as class attributes (``can_score_predictions``,
-  ``can_tile``, ``conventions``), never probed.
+  ``can_tile``, ``conventions``, ``reads_released``, ``intervals``), never probed.
+
+A meta-learning task searches over episodes (``SearchData.paired``, ``search_batches``) and its
+search yields a network (``search_model``: the learned initialisation, written as model.pt).
 
 Batches are dicts of tensors plus lists of names (one image, two sources, a frame window, or a
 fixed/moving pair with label maps); the commands move tensors to the device.
@@ -54,12 +57,15 @@ class Scoring:
 @dataclass(frozen=True)
 class SearchData:
     """The lower-level (training) and upper-level (validation) sets of a search, the line printed
-    about them and their record in ``config.json`` (``split``)."""
+    about them and their record in ``config.json`` (``split``). ``paired``: one set whose items hold
+    both levels' data (meta-learning episodes: a support and a query set), read once per step and
+    handed to ``Task.search_batches`` (``lower`` and ``upper`` are then the same set)."""
 
     lower: Dataset
     upper: Dataset
     note: str = ""
     split: dict[str, Any] = field(default_factory=dict)
+    paired: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,9 @@ class TrainData:
     note: str = ""
     split: dict[str, Any] = field(default_factory=dict)
     scoring: Scoring = Scoring(role="val")
+    #: values the data decides that the network is built with (e.g. the number of classes of a folder):
+    #: the command writes them into the run's settings, so config.json, model.pt and a resume keep them
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -127,7 +136,8 @@ class Task:
     ``"genotype"``, ``"hparams"``; a genotype given beside required hyper-parameters is checked and
     used too); ``Settings`` and ``recipes``; ``default_method``; ``metrics`` (name ->
     ``"max"``/``"min"``), ``select`` (the metric that selects the model); ``data_help``; ``pairs_help``;
-    ``cell_titles``; the capabilities ``can_score_predictions``, ``can_tile`` and ``conventions``.
+    ``cell_titles``; the capabilities ``can_score_predictions``, ``can_tile``, ``conventions``, ``reads_released``
+    and ``intervals``.
     """
 
     name: str = ""
@@ -153,6 +163,9 @@ class Task:
     conventions: tuple[str, ...] = ()
     #: whether ``released_weights`` recognises a paper's released weight files (``--checkpoint``, ``--init``)
     reads_released: bool = False
+    #: whether evaluate.py reports a 95% confidence interval of each metric's mean (``<metric>_ci95``:
+    #: 1.96 x the standard error over the items; items are independent draws, such as few-shot episodes)
+    intervals: bool = False
 
     # -- settings ---------------------------------------------------------------------------
     def settings(self, stage: str, recipe: str = "default") -> Settings:
@@ -183,6 +196,18 @@ class Task:
     def search_result(self, setup: SearchSetup, s: Settings) -> SearchResult:
         """What the search has found so far (default: the supernet's genotype)."""
         return SearchResult(genotype=setup.supernet.genotype())
+
+    def search_batches(self, lower: Any, upper: Any, s: Settings) -> tuple[Any, Any]:
+        """The lower and upper batches of one search step from those loaded (default: as loaded). With
+        ``SearchData.paired`` both are the same batch of items: a meta-learning task turns a batch of
+        episodes into ``bilevel.Tasks`` of support sets and of query sets."""
+        return lower, upper
+
+    def search_model(self, setup: SearchSetup, s: Settings) -> nn.Module | None:
+        """A network the search itself yields, written as model.pt beside the search result and read by
+        evaluate.py and ``train.py --from`` (meta-learning: the learned initialisation); None (default):
+        the search yields a genotype and/or hyper-parameters only."""
+        return None
 
     def upper_warmup_steps(self, s: Settings, steps_per_epoch: int) -> int:
         """Steps at the start of a search during which the upper variables do not move (default 0)."""

@@ -9,6 +9,8 @@ inner problem starts at ``y_0 = theta`` (the lower variables' own values are not
 ``steps`` updates of the lower loss ``f`` on the lower batch (support set); the upper loss ``F`` is
 taken at ``y_K`` on the upper batch (query set). Upper variables other than ``init/<k>`` (and
 ``metasgd``'s ``lr/<k>``) are hyper-parameters the losses read; they get their gradient too.
+In a ``BilevelLoop`` the lower step sets the lower variables to ``theta`` (``lower_values``) instead
+of training them, so the network they belong to holds the learned initialisation.
 
 The inner updates of ``maml``, ``fomaml`` and ``reptile`` are plain steps ``y <- y - lr * grad_y f``,
 or the lower optimizer's rule (SGD, Adam, AdamW: ``rule_for``) from a fresh state (each task's
@@ -136,6 +138,11 @@ class _Meta(Method):
             if t.shape != low.shape:
                 raise ValueError(f"{self.name}: upper variable {name!r} has shape {tuple(t.shape)}, "
                                  f"its lower variable {tuple(low.shape)}")
+
+    def lower_values(self, problem: BilevelProblem) -> TensorDict:
+        """The initialisation ``theta``: a loop sets the lower variables to it instead of training them."""
+        x = problem.upper_variables()
+        return {k: x[INIT + k] for k in problem.lower}
 
     def compute(self, ctx: Context) -> tuple[TensorDict, dict[str, Any]]:
         lower, upper = ctx.lower_batch, ctx.upper_batch

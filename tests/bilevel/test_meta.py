@@ -248,3 +248,19 @@ def test_each_task_of_a_meta_batch_starts_from_the_problem_buffers():
     g = bilevel.hypergradient(p, "maml", Tasks(s for s, _ in tasks), Tasks(q for _, q in tasks), steps=2)
     assert rel_err(init_grad(g), sum(init_grad(r) for r in single) / 2) < 1e-14
     assert float(count) == 0.0
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_loop_sets_the_lower_variables_to_the_learned_initialisation(method):
+    """In a ``BilevelLoop`` the lower step gives the lower variables the initialisation after its upper
+    step (they are never trained), and reports the hypergradient's lower loss (at the old initialisation)."""
+    p, lower, upper = problem()
+    tasks = [task(s) for s in (1, 2)]
+    theta = {k[len("init/"):]: v.detach().clone() for k, v in upper.items()}
+    before = sum(float(lower_loss(theta, {}, s)) for s, _ in tasks) / 2
+    loop = bilevel.BilevelLoop(p, method, torch.optim.SGD(list(upper.values()), lr=0.1),
+                               torch.optim.SGD(list(lower.values()), lr=0.05), method_options={"steps": 2})
+    stats = loop.step(Tasks(s for s, _ in tasks), Tasks(q for _, q in tasks))
+    assert not torch.equal(upper["init/w1"], theta["w1"])  # the initialisation moved
+    assert torch.equal(lower["w1"], upper["init/w1"]) and torch.equal(lower["w2"], upper["init/w2"])
+    assert stats["lower_loss"] == pytest.approx(before, rel=1e-12)
