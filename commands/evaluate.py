@@ -18,7 +18,7 @@ from tasks.settings import non_negative_int, positive_int
 from .config import add_data_flags, device_of, given_flags, pairs_as_data
 from .distributed import launched
 from .errors import UserError
-from .evaluation import evaluate, mean_metrics
+from .evaluation import confidence_intervals, evaluate, mean_metrics
 from .inputs import save_inputs, scoring_task
 from .models import build_model, read_model
 from .runs import RunFolder, atomic_write_bytes, check_folder, write_json
@@ -213,9 +213,10 @@ def _report(task: Task, out: Path, records: list[dict[str, Any]], data: str, ima
             scoring: Scoring) -> None:
     """metrics.json and per_image.csv in ``out``, the table of means and the task's note on stdout."""
     means = mean_metrics(task, records)
-    write_json(out / "metrics.json", {**means, **task.metrics_record(s, scoring)})
+    ci = confidence_intervals(task, records) if task.intervals else {}
+    write_json(out / "metrics.json", {**means, **ci, **task.metrics_record(s, scoring)})
     _write_records(out / "per_image.csv", records)
-    _print_table(task.name, data, means)
+    _print_table(task.name, data, means, ci)
     note = task.evaluation_note(s, scoring)
     if note:
         print(note)
@@ -235,8 +236,10 @@ def _write_records(path: Path, records: list[dict[str, Any]]) -> None:
     atomic_write_bytes(path, buf.getvalue().encode())
 
 
-def _print_table(task: str, data: str, means: dict[str, float]) -> None:
+def _print_table(task: str, data: str, means: dict[str, float], ci: dict[str, float]) -> None:
+    """The means (``+- half-width`` of the 95% interval where ``ci`` has one) and the count."""
     print(f"\n{task} on {data}")
     width = max(len(k) for k in means)
     for k, v in means.items():
-        print(f"  {k:<{width}}  {v:.4f}" if k != "count" else f"  {k:<{width}}  {int(v)}")
+        interval = f" +- {ci[f'{k}_ci95']:.4f} (95% interval)" if f"{k}_ci95" in ci else ""
+        print(f"  {k:<{width}}  {v:.4f}{interval}" if k != "count" else f"  {k:<{width}}  {int(v)}")

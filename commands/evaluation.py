@@ -24,6 +24,18 @@ def mean_metrics(task: Task, records: list[dict[str, Any]]) -> dict[str, float]:
     return out
 
 
+def confidence_intervals(task: Task, records: list[dict[str, Any]]) -> dict[str, float]:
+    """``<metric>_ci95``: the half-width of the 95% confidence interval of each metric's mean over the
+    records, ``1.96 * std / sqrt(n)`` with the sample standard deviation (n - 1), the normal approximation
+    few-shot papers report over their test episodes (MAML, Finn et al. 2017; Chen et al. 2019)."""
+    out: dict[str, float] = {}
+    for key in task.metrics:
+        values = torch.tensor([float(r[key]) for r in records if key in r], dtype=torch.float64)
+        if len(values) > 1:
+            out[f"{key}_ci95"] = float(1.96 * values.std(unbiased=True) / len(values) ** 0.5)
+    return out
+
+
 #: Items gathered from the first batches for the sample images.
 SAMPLES = 4
 

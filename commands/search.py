@@ -30,14 +30,15 @@ from .state import Averages, rng_state, set_rng_state
 DESCRIPTION = """Search an architecture (and/or learn hyper-parameters) for a task with bilevel optimisation:
 network weights are the lower variables, architecture weights and hyper-parameters the upper ones,
 in one or more groups with their own schedules. Writes, in --out: genotype.json and genotype.png
-(tasks that search cells), hparams.json (tasks that learn hyper-parameters), config.json,
+(tasks that search cells), hparams.json (tasks that learn hyper-parameters), model.pt (meta-learning:
+the learned initialisation, for evaluate.py and train.py --from), config.json,
 checkpoint.pt (every --save-every steps, every epoch and on Ctrl-C), metrics.csv (one row per epoch).
 A budget that ends before the upper level moves (e.g. a --max-steps shorter than a recipe's warm-up) is
 not stretched: the run says that the upper level never stepped, and hparams.json records
 "_learned": false beside the start values it holds.
 Data-parallel: torchrun --nproc_per_node N search.py ... (--batch-size is per process; rank 0 writes)."""
 
-OWNED = ("genotype.json", "genotype.png", "hparams.json", "config.json", "checkpoint.pt", "metrics.csv")
+OWNED = ("genotype.json", "genotype.png", "hparams.json", "model.pt", "config.json", "checkpoint.pt", "metrics.csv")
 
 
 def build_parser(argv: Sequence[str] | None) -> argparse.ArgumentParser:
@@ -110,6 +111,8 @@ class _Search:
         shard, s = (self.world.rank, self.world.size), self.s
         lower = loader(self.lower_set, s.batch_size, s.seed, self.epoch, self.step_in_epoch, workers=s.workers,
                        shard=shard)
+        if self.data.paired:  # one set of episodes: each batch serves both levels
+            return ((b, b) for b in (to_device(batch, self.device) for batch in lower))
         upper = loader(self.upper_set, s.batch_size, s.seed + 7919, self.epoch, self.step_in_epoch,
                        workers=s.workers, shard=shard)
         return ((to_device(a, self.device), to_device(b, self.device)) for a, b in zip(lower, upper))
@@ -129,6 +132,12 @@ class _Search:
         moved = self.moved()
         if result.hparams:
             atomic_write_bytes(self.run_dir / HPARAMS_FILE, hparams_to_json(result.hparams, learned=moved).encode())
+        model = self.task.search_model(self.setup, self.s)
+        if model is not None:  # a network the search yields (a learned initialisation): evaluate.py reads it
+            save_torch(self.run_dir / "model.pt", {
+                "kind": "model", "task": self.task.name, "stage": "search", **result.to_dict(),
+                "config": self.s.to_dict(), "state_dict": model.state_dict(), "step": self.global_step,
+                "epoch": self.epoch, "params": self.task.count_parameters(model), "learned": moved})
         save_torch(self.run_dir / "checkpoint.pt", {
             "kind": "search", "task": self.task.name, "config": self.s.to_dict(), "device": self.device_flag,
             "epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
@@ -138,7 +147,7 @@ class _Search:
         return result
 
     def step(self, item: tuple[Any, Any]) -> dict[str, Any]:
-        lower_batch, upper_batch = item
+        lower_batch, upper_batch = self.task.search_batches(*item, self.s)
         if self.s.channels_last:
             lower_batch, upper_batch = channels_last_inputs((lower_batch, upper_batch))
         try:
@@ -214,12 +223,16 @@ def _run(run: _Search, args: argparse.Namespace, task: Task, ckpt: dict[str, Any
     result = run.result()
     files = [n for n in OWNED if (run_dir / n).is_file()]
     if run.moved():
-        print(result.describe())
+        print(result.describe() if result.genotype is not None or result.hparams else
+              "learned: the network's initialisation (model.pt)")
     else:
         held = " and ".join(n for n in (GENOTYPE_FILE, HPARAMS_FILE) if n in files)
         print(f"the upper level never stepped ({idle or f'its variables did not change in {run.global_step} steps'}): "
               f"{held} {'hold' if ' and ' in held else 'holds'} the start values ({result.describe()})")
     print(f"wrote {', '.join(files)} in {run_dir}")
-    print(f"next: python train.py --task {task.name} --from {run_dir}"
-          + (f" --recipe {s.recipe}" if s.recipe != "default" else ""))
+    if "model.pt" in files:
+        print(f"next: python evaluate.py --checkpoint {run_dir / 'model.pt'}")
+    if task.results or "model.pt" not in files:
+        print(f"{'or' if 'model.pt' in files else 'next'}: python train.py --task {task.name} --from {run_dir}"
+              + (f" --recipe {s.recipe}" if s.recipe != "default" else ""))
     return 0

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -25,7 +26,7 @@ from .distributed import World
 from .errors import UserError
 from .evaluation import evaluate
 from .loop import begin, drive, launch, stopped_message
-from .models import InitWeights, load_init, read_init
+from .models import InitWeights, load_init, read_init, read_weights
 from .runs import MetricsCSV, save_torch
 from .state import Averages, rng_state, set_rng_state
 
@@ -43,8 +44,10 @@ def build_parser(argv: Sequence[str] | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="train.py", description=DESCRIPTION)
     add_common(parser, "train", task_from_argv(argv))
     parser.add_argument("--from", dest="from_run", default=None, metavar="RUN_DIR",
-                        help="a search run folder: its genotype.json and/or hparams.json are used (default: none; "
-                             "--genotype / --hparams given win over its files)")
+                        help="a search run folder: its genotype.json and/or hparams.json are used, and the network "
+                             "starts from its model.pt where the search wrote one (a meta-learned initialisation, "
+                             "e.g. lowlight --recipe adapt: fast adaptation to --data NEW with --max-steps K) "
+                             "(default: none; --genotype / --hparams / --init given win over its files)")
     parser.add_argument("--genotype", default=None,
                         help="genotype.json written by search.py (or a shipped reference genotype); default: that "
                              "of --from, else of --init; required by the tasks that train a searched architecture")
@@ -64,7 +67,11 @@ def search_result(task: Task, args: argparse.Namespace, init: InitWeights | None
     """The search result named by ``--from`` / ``--genotype`` / ``--hparams`` (checked for the task); with
     none of them, that of the ``--init`` weights."""
     genotype_file, hparams_file = args.genotype, args.hparams
-    if init is not None and init.result is not None and not (genotype_file or hparams_file or args.from_run):
+    # the --from search run's own model.pt (a learned initialisation) holds its search result too
+    of_from = args.from_run is not None and init is not None and Path(init.path) == Path(args.from_run) / "model.pt"
+    if init is not None and init.result is not None and not (genotype_file or hparams_file) and (
+            args.from_run is None or of_from and not any((Path(args.from_run) / n).is_file()
+                                                          for n in (GENOTYPE_FILE, HPARAMS_FILE))):
         task.check_result(init.result, source=init.path)
         return init.result
     if args.from_run is not None:
@@ -89,6 +96,29 @@ def search_result(task: Task, args: argparse.Namespace, init: InitWeights | None
         raise UserError(f"--init {init.path} holds weights of another genotype than {genotype_file or args.from_run}; "
                         "drop --genotype/--from to train the genotype of the weights")
     return result
+
+
+def search_init(task: Task, args: argparse.Namespace) -> InitWeights | None:
+    """The initialisation a ``--from`` search run learned (its model.pt, written by search.py), unless
+    ``--init`` names other weights; None when there is none."""
+    if args.from_run is None or args.init is not None:
+        return None
+    folder = Path(args.from_run)
+    path = folder / "model.pt"
+    if not path.is_file() or _stage(folder) != "search":
+        return None  # no model.pt, or a train run's: --from refuses such a folder with its own message
+    obj = read_weights(path, "--from model.pt")
+    init = read_init(path, task)
+    init.description = f"the initialisation search run {args.from_run} learned (step {obj.get('step', '?')})"
+    return init
+
+
+def _stage(folder: Path) -> str | None:
+    """The ``stage`` its config.json records for a run folder (None: no readable config.json)."""
+    try:
+        return json.loads((folder / "config.json").read_text()).get("stage")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _not_a_search_folder(folder: Path) -> str:
@@ -131,6 +161,8 @@ class _Train:
         self.metrics = MetricsCSV(run_dir / "metrics.csv")
         torch.manual_seed(s.seed)
         self.data = task.train_data(s)
+        if self.data.settings:  # values the data decides (a folder's class count): config.json and model.pt keep them
+            s = s.replace(self.data.settings, source="the training data")
         self.train_set, self.val_set = self.data.train, self.data.val
         self.steps_per_epoch = steps_per_epoch(self.train_set, batch_size=s.batch_size * world.size,
                                                names=("training set",))
@@ -263,6 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError("--init starts a run from given weights, --resume continues one from its checkpoint.pt: "
                         "drop --init")
     init = read_init(args.init, task) if args.init is not None else None
+    init = init or (None if args.resume else search_init(task, args))
     fresh = None if args.resume else search_result(task, args, init)  # errors first
 
     def build(s: Settings, world: World, run_dir: Path, ckpt: dict[str, Any] | None, exact: bool) -> Callable[[], int]:
