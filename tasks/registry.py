@@ -20,6 +20,7 @@ TASKS: dict[str, str] = {
     "registration": "restoration.registration.task:RegistrationTask",
     "fusion": "restoration.fusion.task:FusionTask",
     "derain": "restoration.derain.task:DerainTask",
+    "fewshot": "fewshot.task:FewShotTask",
 }
 
 
