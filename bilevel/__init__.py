@@ -12,8 +12,10 @@ from .loop import BilevelLoop, NonFiniteError
 from .memory import saved_tensor_bytes
 from .methods import METHODS
 from .methods.meta import Tasks
-from .multilevel import Level, multilevel_hypergradient
+from .multilevel import MULTILEVEL_METHODS, Level, multilevel_hypergradient
+from .multilevel_loop import LoopLevel, MultilevelLoop
 from .problem import BilevelProblem, call
 
-__all__ = ["BilevelProblem", "BilevelLoop", "Group", "GroupedLoop", "LowerLevel", "Hypergradient", "Level", "METHODS", "Method", "NonFiniteError",
+__all__ = ["BilevelProblem", "BilevelLoop", "Group", "GroupedLoop", "LowerLevel", "Hypergradient", "Level", "LoopLevel", "METHODS", "MULTILEVEL_METHODS", "Method",
+           "MultilevelLoop", "NonFiniteError",
            "OptionError", "Tasks", "call", "hypergradient", "make_method", "multilevel_hypergradient", "saved_tensor_bytes"]

@@ -17,6 +17,12 @@ Methods:
     memory grow with the product of the steps of the levels below the top:
     ``prod_{i>=1} (steps[i] + 1)`` bottom-level evaluations (exponential in depth; fine for three
     levels and small sizes).
+``one_step``: the one-step approximation of every best response (DARTS's second order, nested): each
+    level below the top takes ONE plain gradient step of ``lr`` from its current values (through the
+    one-step responses of the levels below it) and the top gradient is backpropagated through them
+    (``rad`` with ``steps=1``): ``prod (1 + 1)`` bottom evaluations, ``2^(n-1)``.
+``first_order``: no response at all: the top loss's partial derivative at the current values of every
+    level (DARTS's first order), one backward pass.
 ``cg``: implicit differentiation at every level. Optionally the levels below the top are first
     solved by the same nested gradient steps, detached (``steps``, ``lr``; ``steps=0``, the
     default, takes the given values as the solution, as ``hypergradient(..., "cg")`` does). Then,
@@ -168,7 +174,10 @@ def _per_level(name: str, value: Any, n: int, integer: bool, allow_zero: bool) -
     return [None, *values]
 
 
-_OPTIONS = {"rad": {"steps": 10, "lr": 0.1}, "cg": {"iters": 20, "tol": 1e-10, "steps": 0, "lr": 0.1}}
+_OPTIONS = {"rad": {"steps": 10, "lr": 0.1}, "cg": {"iters": 20, "tol": 1e-10, "steps": 0, "lr": 0.1},
+            "one_step": {"lr": 0.1}, "first_order": {}}
+#: the multilevel methods: exact (``rad``, ``cg``) and the one-step approximations (``one_step``, ``first_order``)
+MULTILEVEL_METHODS = tuple(_OPTIONS)
 
 
 def multilevel_hypergradient(levels: Sequence[Level], method: str, batches: Sequence[Any] | None = None,
@@ -182,7 +191,8 @@ def multilevel_hypergradient(levels: Sequence[Level], method: str, batches: Sequ
             list with one value per level below the top) or ``"cg"`` (implicit differentiation at
             every level; options ``iters=20``, ``tol=1e-10`` of each CG solve, and ``steps=0``,
             ``lr=0.1`` of a detached nested-gradient solve of the levels below first; 0 steps uses
-            the given values). See the module docstring for what each computes and costs.
+            the given values); the approximations ``"one_step"`` (option ``lr=0.1``) and
+            ``"first_order"``. See the module docstring for what each computes and costs.
         batches: one batch per level, top first, handed to its loss; ``None``: ``None`` for all.
 
     Returns:
@@ -208,11 +218,14 @@ def multilevel_hypergradient(levels: Sequence[Level], method: str, batches: Sequ
         raise ValueError(f"method {method!r} has no option {', '.join(map(repr, unknown))}; "
                          f"its options are: {', '.join(sorted(_OPTIONS[method]))}")
     opts = {**_OPTIONS[method], **options}
+    name = method
+    if method in ("one_step", "first_order"):  # unrolling by one step, or by none
+        method, opts = "rad", {"steps": 1 if method == "one_step" else 0, "lr": opts.get("lr", 0.1)}
     n = len(levels)
     batches = [None] * n if batches is None else list(batches)
     if len(batches) != n:
         raise ValueError(f"batches needs one entry per level ({n}), got {len(batches)}")
-    chain = _Chain(levels, batches, _per_level("steps", opts["steps"], n, True, method == "cg"),
+    chain = _Chain(levels, batches, _per_level("steps", opts["steps"], n, True, method == "cg" or opts["steps"] == 0),
                    _per_level("lr", opts["lr"], n, False, False))
 
     if method == "cg":
@@ -236,6 +249,6 @@ def multilevel_hypergradient(levels: Sequence[Level], method: str, batches: Sequ
         grads = {name: total[name] for name in x}
         diagnostics = {"steps": chain.steps[1:], "cg_iters": ift.cg_iters, "residual": ift.residual}
     grads = {k: g.detach() for k, g in grads.items()}
-    return Hypergradient(grads, {"method": method, "levels": n, "time_s": time.perf_counter() - start,
+    return Hypergradient(grads, {"method": name, "levels": n, "time_s": time.perf_counter() - start,
                                  "top_loss": float(top.detach()), **diagnostics,
                                  "grad_norm": float(norm(grads))})
