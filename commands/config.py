@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 import torch
 
-from bilevel import METHODS
+from bilevel import METHODS, MULTILEVEL_METHODS
 from runtime.options import parse_option
 from runtime.speed import add_speed_flags
 from runtime.threads import add_threads_flag
@@ -100,8 +100,9 @@ def pairs_as_data(args: argparse.Namespace, task: Task) -> None:
 
 
 def add_search_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--method", default=None, choices=sorted(METHODS),
-                        help="hypergradient method (default: the task's, darts2 for the DARTS tasks)")
+    parser.add_argument("--method", default=None, choices=sorted(set(METHODS) | set(MULTILEVEL_METHODS)),
+                        help="hypergradient method (default: the task's, darts2 for the DARTS tasks); a search over "
+                             f"more than two levels (derain --recipe tmics) takes {', '.join(MULTILEVEL_METHODS)}")
     parser.add_argument("--option", action="append", type=parse_option, default=[], metavar="NAME=VALUE",
                         help="option of the method's config, repeatable (e.g. --method cg --option iters=10; "
                              "default: the recipe's method options, else the method's own)")

@@ -9,7 +9,7 @@ from typing import Any, Callable, Sequence
 import torch
 from tqdm import tqdm
 
-from bilevel import GroupedLoop
+from bilevel import METHODS, GroupedLoop, MultilevelLoop
 from bilevel.methods.saga import MissingIndexError
 from nas.plot import plot_genotype
 from runtime.precision import Precision
@@ -70,15 +70,33 @@ class _Search:
         self.s = s.replace(self.setup.settings, source="the search's build") if self.setup.settings else s
         if s.channels_last:
             to_channels_last(self.setup.supernet)
-        self.loop = GroupedLoop(self.setup.groups, s.method, s.method_options, amp=s.amp == "fp16",
-                                reduce=world.average if world.active else None)
+        self.loop = self._loop(s, world)
         self.epoch = self.step_in_epoch = self.global_step = 0
         self.averages = Averages()
         self.start_upper = self._upper()
         self.upper_moved = False  # before this session (a resumed run's checkpoint says)
         self._result: tuple[int, SearchResult] | None = None  # (global_step, the result at that step)
 
+    def _loop(self, s: Settings, world: World) -> GroupedLoop | MultilevelLoop:
+        """The groups' loop, or a multilevel loop over the setup's levels (one process, float32)."""
+        if not self.setup.levels:
+            if s.method not in METHODS:
+                raise UserError(f"--method {s.method} is a method of searches over more than two levels; the search of "
+                                f"task {self.task.name!r} (recipe {s.recipe}) has two levels: choose one of "
+                                f"{', '.join(sorted(METHODS))}")
+            return GroupedLoop(self.setup.groups, s.method, s.method_options, amp=s.amp == "fp16",
+                               reduce=world.average if world.active else None)
+        if world.active or s.amp == "fp16":
+            raise UserError(f"the {len(self.setup.levels)}-level search of task {self.task.name!r} runs in one process "
+                            "without fp16: start it with python search.py, without --amp fp16")
+        try:
+            return MultilevelLoop(self.setup.levels, s.method, s.method_options)
+        except ValueError as e:
+            raise UserError(f"{e} (--method, --option)") from None
+
     def _upper(self) -> list[torch.Tensor]:
+        if self.setup.levels:  # every level but the bottom one
+            return [v.detach().clone() for lv in self.setup.levels[:-1] for v in lv.level.variables.values()]
         return [v.detach().clone() for g in self.setup.groups for v in g.problem.upper.values()]
 
     def moved(self) -> bool:
@@ -174,6 +192,8 @@ class _Search:
                **self.averages.means(), "time_s": self.averages.elapsed()}
         for g in self.setup.groups:
             row[f"lr/{g.lower.name}"] = g.lower.optimizer.param_groups[0]["lr"]
+        for lv in self.setup.levels:
+            row[f"lr/{lv.name}"] = lv.optimizer.param_groups[0]["lr"]
         if result.genotype is not None:
             row["genotype"] = json.dumps(result.genotype.to_dict(), separators=(",", ":"))
         row.update({f"hparam/{k}": float(v) for k, v in result.hparams.items() if v.numel() == 1})
@@ -206,10 +226,14 @@ def _run(run: _Search, args: argparse.Namespace, task: Task, ckpt: dict[str, Any
     total = run.total
     groups = ", ".join(f"{g.name} (every {g.every}, lower {g.lower.name} every {g.lower.every})"
                        for g in run.setup.groups)
+    if run.setup.levels:
+        groups = "levels, top first: " + " > ".join(
+            f"{lv.name} (every {lv.every}, {'training' if lv.batch == 'lower' else 'validation'} batch)"
+            for lv in run.setup.levels)
     speed = run.precision.describe_search() + (", channels-last" if s.channels_last else "")
     print(f"search {task.name} (recipe {s.recipe}) with {s.method} on {device} ({args.threads_note}, {speed}"
           f"{world.note(s.batch_size)}): {run.steps_per_epoch} steps/epoch, "
-          f"{total} steps in all; groups: {groups}; run folder {run_dir}"
+          f"{total} steps in all; {'' if run.setup.levels else 'groups: '}{groups}; run folder {run_dir}"
           + (f"\n{run.data.note}" if run.data.note else ""))
     for note in filter(None, [run.budget_note, run.resume_note]):
         print(note)

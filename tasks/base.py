@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from bilevel import Group
+from bilevel import Group, LoopLevel
 from nas.genotype import GenotypeError
 from tasks.released import ReleasedWeights
 from tasks.results import HparamsError, SearchResult
@@ -97,12 +97,19 @@ class SearchSetup:
     """What a search needs: the module holding every searched variable (checkpointed whole), the
     upper groups with their lower levels, and schedulers stepped once per epoch. ``settings``: values
     the build measured that the run keeps (e.g. a latency table): the command writes them into the
-    run's settings, so ``config.json`` records them and a resumed run reuses them."""
+    run's settings, so ``config.json`` records them and a resumed run reuses them. A search over more
+    than two levels gives ``levels`` (``bilevel.LoopLevel``, top first, stepped by a
+    ``bilevel.MultilevelLoop`` with the run's ``--method``) and no groups."""
 
     supernet: nn.Module
-    groups: list[Group]
+    groups: list[Group] = field(default_factory=list)
     schedulers: list[Any] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
+    levels: list[LoopLevel] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if bool(self.groups) == bool(self.levels):
+            raise ValueError("a SearchSetup has upper groups (two levels) or levels (more), exactly one of them")
 
 
 @dataclass
