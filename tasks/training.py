@@ -50,7 +50,9 @@ def make_schedule(name: str, optimizer: torch.optim.Optimizer, epochs: int | flo
 def single_group_training(network: nn.Module, s: Any) -> TrainSetup:
     """One group ``"weights"`` on the loss ``"loss"``: ``s.train_optimizer`` at ``s.lr`` and
     ``s.weight_decay`` (SGD with ``s.momentum``), gradients clipped to ``s.grad_clip``, schedule
-    ``s.lr_schedule`` to ``s.lr_min`` over ``s.epochs`` epochs."""
-    opt = make_optimizer(s.train_optimizer, network.parameters(), s.lr, s.weight_decay, s.momentum)
+    ``s.lr_schedule`` to ``s.lr_min`` over ``s.epochs`` epochs. Parameters held fixed (``requires_grad``
+    off, e.g. learned hyper-parameters) are left out."""
+    params = [p for p in network.parameters() if p.requires_grad]
+    opt = make_optimizer(s.train_optimizer, params, s.lr, s.weight_decay, s.momentum)
     return TrainSetup([TrainGroup("weights", opt, loss="loss", grad_clip=s.grad_clip)],
                       make_schedule(s.lr_schedule, opt, s.epochs, s.lr_min))

@@ -7,12 +7,17 @@ Two recipes:
   ``darts2``; weights SGD 0.01 (momentum 0.9, weight decay 3e-4, cosine to 1e-3), alphas Adam 3e-3
   betas (0.5, 0.999) weight decay 1e-3. Retraining: the discrete network at 16 channels, 3 cells,
   Adam 2e-3 cosine to 1e-4, 40 epochs of batch 8 on 48x48 crops (320 steps on the embedded data).
-* ``"tmics"``: the network of the released TMICS code (96 channels, 8 cells sharing one genotype;
-  its video model reads 5-frame windows: add ``--frames 5``), Charbonnier + SSIM losses. The search
-  and training schedules are not in that code: DARTS's published values stand in for the search
-  (weights SGD 0.025 momentum 0.9 weight decay 3e-4 cosine to 1e-3, alphas Adam 3e-4 weight decay
-  1e-3, 50 epochs) and a common deraining schedule for the retraining (Adam 2e-4 cosine to 1e-6,
-  100 epochs, batch 8, 64x64 crops). A GPU recipe: at 96 channels one CPU step takes seconds.
+* ``"tmics"``: TMICS as published (``structure = "tmics"``, ``restoration.derain.triple``): three levels
+  (the AAS weights lambda on top, the architecture of the DNA and CNA cells and of the inter-frame
+  module (OFM against TGM) in the middle, the weights at the bottom), stepped together with the
+  ``one_step`` approximation; 5-frame windows; the released network's size to retrain (96 channels,
+  4 cells per branch: the released code's 8 cells), Charbonnier + SSIM losses. The schedules are
+  not in the released code: DARTS's published values stand in for the search (weights SGD 0.025
+  momentum 0.9 weight decay 3e-4 cosine to 1e-3, upper levels Adam 3e-4 weight decay 1e-3, 50
+  epochs at 16 channels) and a common deraining schedule for the retraining (Adam 2e-4 cosine to
+  1e-6, 100 epochs, batch 8, 64x64 crops). A GPU recipe.
+* ``"tmics-cpu"``: the same three levels sized for a CPU (search 8 channels, one cell of 4 edges per
+  branch, 32x32 crops, batch 2, 3 epochs; retraining as ``default`` at 16 channels) on 5-frame windows.
 
 Metrics: PSNR and SSIM on the Y channel of ITU-R BT.601 YCbCr in MATLAB's ``rgb2ycbcr``
 convention (the deraining papers' numbers), or on RGB with ``y_channel = False``.
@@ -36,8 +41,11 @@ class DerainSettings(ImageSettings):
     """Settings of the deraining task (see the module docstring for the recipes); the data fields are
     read by ``restoration.derain.data``."""
 
+    structure: str = field(default="chain", metadata=doc(
+        "search: chain (cells sharing one genotype, two levels) or tmics (DNA + CNA cells merged by attention "
+        "averaging, a searched inter-frame module, three levels)"))
     channels: int = field(default=8, metadata=doc("feature channels of the network"))
-    cells: int = field(default=3, metadata=doc("searched cells in sequence (one shared genotype)"))
+    cells: int = field(default=3, metadata=doc("searched cells in sequence (one shared genotype; tmics: per branch)"))
     steps: int = field(default=4, metadata=doc("search: edges (ops) per chain cell"))
     frames: int = field(default=1, metadata=doc("odd frame window; > 1 reads videos and restores the middle frame"))
     video: bool = field(default=False, metadata=doc("embedded data: the synthetic video even with frames = 1"))
@@ -75,6 +83,7 @@ class DerainSettings(ImageSettings):
         if self.pixel_weight + self.ssim_weight <= 0:
             raise SettingsError("at least one of pixel_weight, ssim_weight must be > 0")
         one_of(self, "pixel_loss", tuple(PIXEL_LOSSES))
+        one_of(self, "structure", ("chain", "tmics"))
 
     def loss_weights(self) -> tuple[float, float]:
         return (self.pixel_weight, self.ssim_weight)
@@ -88,11 +97,19 @@ RECIPES: Recipes = {
                   "lr_min": 1e-4, "weight_decay": 0.0, "train_optimizer": "adam", "grad_clip": 5.0},
     },
     "tmics": {
-        "search": {"epochs": 50, "batch_size": 4, "channels": 16, "cells": 8, "crop": 64, "lr": 0.025,
+        "search": {"structure": "tmics", "method": "one_step", "method_options": {"lr": 0.025}, "frames": 5,
+                   "epochs": 50, "batch_size": 4, "channels": 16, "cells": 4, "crop": 64, "lr": 0.025,
                    "lr_min": 1e-3, "momentum": 0.9, "weight_decay": 3e-4, "arch_lr": 3e-4,
                    "arch_weight_decay": 1e-3},
-        "train": {"epochs": 100, "batch_size": 8, "channels": 96, "cells": 8, "crop": 64, "lr": 2e-4,
+        "train": {"frames": 5, "epochs": 100, "batch_size": 8, "channels": 96, "cells": 4, "crop": 64, "lr": 2e-4,
                   "lr_min": 1e-6, "weight_decay": 0.0, "train_optimizer": "adam", "grad_clip": None},
+    },
+    "tmics-cpu": {
+        "search": {"structure": "tmics", "method": "one_step", "method_options": {"lr": 0.01}, "frames": 5,
+                   "epochs": 3, "batch_size": 2, "channels": 8, "cells": 1, "steps": 4, "crop": 32, "lr": 0.01,
+                   "lr_min": 1e-3, "arch_lr": 3e-3},
+        "train": {"frames": 5, "epochs": 40, "batch_size": 8, "channels": 16, "cells": 1, "crop": 48, "lr": 2e-3,
+                  "lr_min": 1e-4, "weight_decay": 0.0, "train_optimizer": "adam", "grad_clip": 5.0},
     },
 }
 
@@ -100,13 +117,13 @@ RECIPES: Recipes = {
 def add_task_arguments(parser: argparse.ArgumentParser, stage: str) -> None:
     """Flags of the deraining task (dest = settings key, default None = the recipe's value)."""
     add = flag_group(parser, "derain", stage,
-                     "default (fast on a CPU), tmics (the released TMICS network: 96 channels, 8 cells; schedules not "
-                     "in that code are DARTS's / common values). Metrics: PSNR and SSIM on the Y channel of BT.601 "
+                     "default (fast on a CPU), tmics (TMICS as published: three levels, DNA + CNA cells, a searched "
+                     "inter-frame module, 5 frames; a GPU recipe), tmics-cpu (the same sized for a CPU). Metrics: PSNR and SSIM on the Y channel of BT.601 "
                      "YCbCr, MATLAB rgb2ycbcr convention (8-bit, Y in [16, 235]), as deraining papers report; "
                      "--no-y-channel for RGB")
     add("--channels", type=positive_int, default=None, metavar="C",
         help="feature channels (default: search 8, train 16; tmics 16 / 96)")
-    add("--cells", type=positive_int, default=None, metavar="N", help="cells in sequence (default 3; tmics 8)")
+    add("--cells", type=positive_int, default=None, metavar="N", help="cells in sequence (default 3); tmics: cells per branch, DNA and CNA (tmics 4, tmics-cpu 1)")
     add("--frames", type=positive_int, default=None, metavar="T",
         help="odd frame window (default 1: single images); T > 1 reads videos (DIR/<video>/rfc-<k>, gtc-<k>, or "
              "the embedded synthetic video), stacks the T frames as input and restores the middle one; windows "

@@ -40,12 +40,23 @@ from restoration.derain.genotype import CELL_NAMES, SPACE, genotype_ops
 from restoration.derain.losses import derain_loss
 from restoration.derain.model import DerainNet, DerainSearch, network_input
 from restoration.derain.settings import RECIPES, DerainSettings, add_task_arguments
+from restoration.derain.tmics import SPACE as TMICS_SPACE
+from restoration.derain.tmics import TMICSNet, TMICSSearch, tmics_parts
+from restoration.derain.triple import aas_hparams, tmics_levels
 from restoration.ops import RESTORATION_PRIMITIVES
 from restoration.panels import PANELS
+from tasks.results import HparamsError
+from tasks.settings import SettingsError
 from tasks import Scoring, SearchData, SearchResult, SearchSetup, Task, TestData, TrainData, TrainSetup
 from tasks.training import ARCH_BETAS, make_optimizer, make_schedule, single_group_training
 
 __all__ = ["DerainTask"]
+
+
+def _three_frames(s: DerainSettings) -> None:
+    if s.frames < 3:
+        raise SettingsError(f"the tmics structure reads frame windows: pass --frames 3 or more (5 as TMICS), got "
+                            f"{s.frames}")
 
 
 def _verified(dataset: Dataset) -> Dataset:
@@ -82,6 +93,11 @@ class DerainTask(Task):
         add_task_arguments(parser, stage)
 
     def check_genotype(self, genotype: Any, source: str = "") -> None:
+        """A chain genotype (space ``derain``: one cell shared by every cell) or TMICS's (space ``tmics``: DNA and
+        CNA cells and the inter-frame module)."""
+        if genotype.space == TMICS_SPACE:
+            tmics_parts(genotype, source)
+            return
         super().check_genotype(genotype, source)
         genotype_ops(genotype, source)
 
@@ -89,15 +105,26 @@ class DerainTask(Task):
     def search_data(self, s: DerainSettings) -> SearchData:
         lower, upper = ddata.search_sets(s)
         lower, upper = _verified(lower), _verified(upper)
-        note = (f"search: lower level on {len(lower)} training items, upper level on {len(upper)} "
-                f"validation items ({_where(s)}); test files unread\n"
-                f"upper: alphas (Adam) on the deraining loss of validation batches; lower: weights "
-                f"({s.lower_optimizer}) on the same loss of training batches ({s.pixel_loss} + "
-                f"{s.ssim_weight:g} x (1 - SSIM)); {s.cells} cells x {s.steps} edges over "
+        loss = f"{s.pixel_loss} + {s.ssim_weight:g} x (1 - SSIM)"
+        what = (f"upper: alphas (Adam) on the deraining loss of validation batches; lower: weights ({s.lower_optimizer}) "
+                f"on the same loss of training batches ({loss}); {s.cells} cells x {s.steps} edges over "
                 f"{len(self.primitives)} ops, {s.frames}-frame input")
+        if s.structure == "tmics":
+            what = (f"top: AAS weights, middle: DNA and CNA alphas and the inter-frame choice (OFM / TGM), both Adam on "
+                    f"the deraining loss of validation batches; bottom: weights ({s.lower_optimizer}) on the same loss of "
+                    f"training batches ({loss}); {s.cells} cell(s) x {s.steps} edges per branch over "
+                    f"{len(self.primitives)} ops, {s.frames}-frame input")
+        note = (f"search: lower level on {len(lower)} training items, upper level on {len(upper)} "
+                f"validation items ({_where(s)}); test files unread\n{what}")
         return SearchData(lower, upper, note, {"lower_items": len(lower), "upper_items": len(upper)})
 
     def build_search(self, s: DerainSettings, device: torch.device) -> SearchSetup:
+        if s.structure == "tmics":  # three levels: AAS weights, architecture, weights (restoration.derain.triple)
+            _three_frames(s)
+            supernet = TMICSSearch(s.channels, s.cells, s.steps, s.frames, self.primitives).to(device)
+            levels = tmics_levels(supernet, s)
+            return SearchSetup(supernet, levels=levels,
+                               schedulers=make_schedule(s.lr_schedule, levels[-1].optimizer, s.epochs, s.lr_min))
         supernet = DerainSearch(s.channels, s.cells, s.steps, s.frames, self.primitives).to(device)
         weights, alphas = supernet.weight_parameters(), supernet.arch_parameters()
         w = s.loss_weights()
@@ -120,9 +147,32 @@ class DerainTask(Task):
         note = f"training on {len(train)} items, validation on {len(val)} items ({_where(s)}; never the test files)"
         return TrainData(train, val, note, {"train_items": len(train), "val_items": len(val)})
 
+    def search_result(self, setup: SearchSetup, s: DerainSettings) -> SearchResult:
+        """The genotype; with the tmics structure also the learned top level, the AAS weights (hparams.json)."""
+        supernet = setup.supernet
+        if isinstance(supernet, TMICSSearch):
+            return SearchResult(genotype=supernet.genotype(), hparams=aas_hparams(supernet))
+        return SearchResult(genotype=supernet.genotype())
+
     def build_network(self, result: SearchResult, s: DerainSettings) -> nn.Module:
+        """``DerainNet`` of a chain genotype, or ``TMICSNet`` of a TMICS genotype: then the AAS weights of
+        ``result.hparams`` (a tmics search's top level), where given, are loaded and held fixed."""
         self.check_result(result)
-        return DerainNet(result.genotype, s.channels, s.cells, s.frames)
+        if result.genotype.space != TMICS_SPACE:
+            return DerainNet(result.genotype, s.channels, s.cells, s.frames)
+        _three_frames(s)
+        net = TMICSNet(result.genotype, s.channels, s.cells, s.frames)
+        aas = {k: v for k, v in result.hparams.items() if k.startswith("aas.")}
+        if aas:
+            own = net.aas_parameters()
+            if set(aas) != set(own) or any(tuple(v.shape) != tuple(own[k].shape) for k, v in aas.items()):
+                raise HparamsError("the hyper-parameters hold AAS weights of another shape than this network's; "
+                                   "pass the hparams.json of the search that found the genotype")
+            with torch.no_grad():
+                for k, p in own.items():
+                    p.copy_(aas[k])
+                    p.requires_grad_(False)
+        return net
 
     def build_training(self, network: nn.Module, s: DerainSettings, steps_per_epoch: int) -> TrainSetup:
         return single_group_training(network, s)

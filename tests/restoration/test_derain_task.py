@@ -14,7 +14,7 @@ from tasks import Scoring, SearchResult, SettingsError
 
 def test_recipes_resolve_and_bad_values_are_refused():
     task = DerainTask()
-    assert task.settings("train", "tmics").channels == 96 and task.settings("train", "tmics").cells == 8
+    assert task.settings("train", "tmics").channels == 96 and task.settings("train", "tmics").cells == 4
     s = task.settings("search")
     with pytest.raises(SettingsError, match="odd"):
         s.replace({"frames": 4})
