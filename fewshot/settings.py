@@ -4,7 +4,7 @@ Three recipes:
 
 * ``"default"``: sized for a CPU, on the embedded procedural classes (1 x 28 x 28): 5-way 1-shot,
   15 queries per class, Conv4 with 32 filters; meta-training with ``maml``, 1 inner step of 0.4
-  (MAML's Omniglot 5-way values), meta-batch 4, Adam 1e-3, 8 epochs of 100 episodes; test-time
+  (MAML's Omniglot 5-way values), meta-batch 4, Adam 1e-3, 24 epochs of 100 episodes; test-time
   adaptation 3 steps of 0.4. The baseline (``train.py``): the same network pre-trained on all
   meta-train classes (cross entropy, Adam 1e-3, batch 64, 20 epochs), validated by adapting on
   100 meta-validation episodes.
@@ -76,7 +76,7 @@ class FewShotSettings(TrainingSettings):
 
 RECIPES: Recipes = {
     "default": {
-        "search": {"method": "maml", "method_options": {"steps": 1}, "epochs": 8, "batch_size": 4},
+        "search": {"method": "maml", "method_options": {"steps": 1}, "epochs": 24, "batch_size": 4},
         "train": {"epochs": 20, "batch_size": 64},
     },
     "maml-omniglot": {
