@@ -41,7 +41,7 @@ from datasets.synthetic_rain import SyntheticRain, SyntheticRainVideo
 from datasets.views import CropFlipView
 from restoration.derain.settings import DerainSettings
 
-__all__ = ["is_video_folder", "open_folder", "restrict_to_window", "search_sets", "train_sets", "test_set"]
+__all__ = ["StaticWindows", "is_video_folder", "open_folder", "restrict_to_window", "search_sets", "train_sets", "test_set"]
 
 #: the images of an item that share one crop window and flips
 _KEYS = ("frames", "input", "target")
@@ -136,13 +136,38 @@ def train_sets(s: DerainSettings) -> tuple[CropFlipView, Dataset]:
     return CropFlipView(base, idx, s.crop, s.flip, s.seed, _KEYS), restrict_to_window(val, s.eval_window)
 
 
+class StaticWindows(Dataset):
+    """Single-image pairs as still videos, for a model that reads windows of ``frames`` frames: item
+    ``frames`` is the rainy image repeated, ``[T, 3, H, W]``; the rest of the item is the pair's."""
+
+    def __init__(self, pairs: Dataset, frames: int) -> None:
+        self.pairs, self.frames = pairs, int(frames)
+
+    def verify(self, progress: bool = False) -> None:
+        self.pairs.verify(progress=progress)  # type: ignore[attr-defined]
+
+    def __len__(self) -> int:
+        return len(self.pairs)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> dict:
+        item = dict(self.pairs[index])
+        item["frames"] = item["input"][None].expand(self.frames, *item["input"].shape).contiguous()
+        return item
+
+
 def test_set(data: str | list[str] | None, s: DerainSettings) -> Dataset:
     """The folder ``data``'s test split (or the folder itself, or all pairs of two folders), or the
-    synthetic test split; video sets keep only full-window frames unless ``s.full_window`` is False."""
+    synthetic test split; video sets keep only full-window frames unless ``s.full_window`` is False. A
+    model of ``frames > 1`` scores single-image pairs as still videos (``StaticWindows``)."""
     if data is None:
         if not _use_video(s):
             return SyntheticRain("test")
         dataset: Dataset = SyntheticRainVideo("test", s.frames, s.full_window)
+    elif s.frames > 1 and (pair_dirs(data) is not None or not is_video_folder(str(data), "test")):
+        if pair_dirs(data) is None and not Path(str(data)).is_dir():
+            raise no_folder(str(data))
+        pairs = DerainPairs(data) if pair_dirs(data) is not None else DerainPairs(str(data), "test")
+        return StaticWindows(pairs, s.frames)
     else:
         dataset = open_folder(data, "test", s, s.full_window)
     return restrict_to_window(dataset, s.eval_window)

@@ -10,6 +10,8 @@ from commands.errors import run
 from commands.evaluate import main as evaluate_main
 from commands.search import main as search_main
 from commands.train import main as train_main
+from datasets import write_image
+from datasets.synthetic_rain import SyntheticRain
 
 TINY = ["--task", "derain", "--recipe", "tmics-cpu", "--channels", "4", "--crop", "16", "--batch-size", "2",
         "--frames", "3"]
@@ -34,6 +36,14 @@ def test_three_level_search_then_train_and_evaluate(tmp_path, capsys):
         assert torch.allclose(model["state_dict"][k].float(), torch.tensor(v, dtype=torch.float32)), k
     assert run(evaluate_main, ["--checkpoint", str(T / "model.pt"), "--out", str(E)]) == 0
     assert json.loads((E / "metrics.json").read_text())["psnr"] > 0
+    # single images (Rain100L layout): each scored as a still video of 3 identical frames
+    images = SyntheticRain("test", size=24, count=2)
+    for i in range(2):
+        write_image(tmp_path / "R" / f"rain-{i + 1:03d}.png", images[i]["input"])
+        write_image(tmp_path / "R" / f"norain-{i + 1:03d}.png", images[i]["target"])
+    assert run(evaluate_main, ["--checkpoint", str(T / "model.pt"), "--data", str(tmp_path / "R"),
+                               "--out", str(tmp_path / "E1")]) == 0
+    assert json.loads((tmp_path / "E1" / "metrics.json").read_text())["count"] == 2
 
 
 def test_resumed_three_level_search_equals_an_uninterrupted_one(tmp_path):
