@@ -225,7 +225,7 @@ def multilevel_hypergradient(levels: Sequence[Level], method: str, batches: Sequ
     batches = [None] * n if batches is None else list(batches)
     if len(batches) != n:
         raise ValueError(f"batches needs one entry per level ({n}), got {len(batches)}")
-    chain = _Chain(levels, batches, _per_level("steps", opts["steps"], n, True, method == "cg" or opts["steps"] == 0),
+    chain = _Chain(levels, batches, _per_level("steps", opts["steps"], n, True, method == "cg" or name == "first_order"),
                    _per_level("lr", opts["lr"], n, False, False))
 
     if method == "cg":

@@ -108,8 +108,8 @@ class SearchSetup:
     levels: list[LoopLevel] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if bool(self.groups) == bool(self.levels):
-            raise ValueError("a SearchSetup has upper groups (two levels) or levels (more), exactly one of them")
+        if self.groups and self.levels:
+            raise ValueError("a SearchSetup has upper groups (two levels) or levels (more), not both")
 
 
 @dataclass

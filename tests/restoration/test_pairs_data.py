@@ -8,6 +8,7 @@ import argparse
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from commands.config import add_data_flags, pairs_as_data
 from commands.errors import UserError
@@ -57,8 +58,12 @@ def test_derain_pairs_split_and_test(tmp_path):
     train, val = derain_data.train_sets(settings)
     assert len(lower) == 8 and _names(val) == _names(upper) and len(val) == 2
     assert len(derain_data.test_set(data, settings)) == 10
-    with pytest.raises(DataError, match="needs a video folder"):
-        derain_data.test_set(data, DerainSettings(frames=3))
+    with pytest.raises(DataError, match="needs a video folder"):  # training a video model reads videos
+        derain_data.train_sets(DerainSettings(data=data, frames=3))
+    still = derain_data.test_set(data, DerainSettings(frames=3))  # scoring one: each image a still video
+    item = still[0]
+    assert len(still) == 10 and item["frames"].shape == (3, *item["input"].shape)
+    assert all(torch.equal(f, item["input"]) for f in item["frames"])
 
 
 def test_fusion_pairs_infrared_first(tmp_path):
