@@ -26,9 +26,11 @@ from datasets.errors import no_folder
 from datasets.paired import PAIR_DIRS, SPLIT_DIRS
 from datasets.pairs import describe_data, pair_dirs
 from datasets.splits import split_train_val
+from datasets.synthetic_cameras import SyntheticCamera
 from datasets.synthetic_lowlight import DEFAULT_SIZE
 from datasets.transforms import as_hw
 from datasets.views import CropFlipView
+from restoration.lowlight.scenes import Materialised, SceneCrops
 from restoration.lowlight.settings import LowLightSettings
 from tasks.base import Scoring, SearchData, TestData, TrainData
 
@@ -84,9 +86,13 @@ def open_folder(root: str | list[str], split: str, pad_multiple: int = 1) -> Fol
 
 
 def is_paired(dataset: Dataset) -> bool:
-    """Whether the data set (or the base of a ``CropFlipView``) yields targets."""
-    base = dataset.base if isinstance(dataset, CropFlipView) else dataset
-    return isinstance(base, (PairedFolder, SyntheticLowLight))
+    """Whether the data set (or the base under a ``CropFlipView`` / ``SceneCrops``) yields targets."""
+    base = dataset
+    while isinstance(base, (CropFlipView, SceneCrops)):
+        base = base.base
+    if isinstance(base, Materialised):
+        return bool(base.items) and "target" in base.items[0]
+    return isinstance(base, (PairedFolder, SyntheticLowLight, SyntheticCamera))
 
 
 def _test_files(root: Path) -> set[str] | None:

@@ -1,6 +1,6 @@
 """Settings, recipes and command-line flags of the low-light task.
 
-Two recipes:
+Three recipes:
 
 * ``"ruas"``, RUAS as published (``train_search.py`` and ``train.py`` of the RUAS code). Search:
   two groups with SEPARATE lower problems, stepped in this order each step: IEM alphas (upper loss
@@ -24,6 +24,21 @@ Two recipes:
   about as far as RUAS's 3e-4 over its 20 LOL epochs). Retraining: Adam 1e-3 cosine to 1e-5, 50
   epochs, batch 8, 48x48 crops, L1 to the reference + 0.1 x RUAS losses when the data has
   references, RUAS's losses alone otherwise.
+* ``"adapt"``: low-light fast adaptation (``adapt.py``; Jin et al., ACM MM 2021). Search: no cells
+  searched; ``fomaml`` meta-learns the initialisation of the reference genotype's network over the
+  scenes (the six synthetic cameras of the embedded data, or ``--data ROOT/<scene>/``): meta-batches
+  of 4 episodes, each 4 support and 4 query crops of 48 px from one scene, 5 inner steps of plain
+  SGD 0.01 (no momentum, no weight decay), the initialisation moved by Adam 1e-3 on the query loss,
+  10 epochs of 64 episodes (160 meta steps, about 3 minutes on one CPU thread). Both levels:
+  L1 to the reference + 0.1 x RUAS losses when the scenes have references. Retraining is the
+  adaptation: from ``--from``'s model.pt, plain SGD 0.01 (the inner steps' rule: no momentum, no
+  schedule, no clip), one batch of 4 random 48 px crops of the new scene's images a step, 20 steps
+  unless ``--max-steps K``, no validation split (a few images are all used; a ``val`` folder or
+  ``--val-fraction`` still validates). Why these: 0.01 is a step size the normally trained network
+  and random weights also adapt with (0.05 makes both diverge for steps while the meta-learned start
+  stays smooth: the comparison would favour it unfairly); ``fomaml`` costs about a second per meta
+  step on one CPU thread and matched ``maml`` (measured, docs/lowlight.md); ``maml``,
+  ``reptile`` and ``imaml`` run with ``--method``.
 """
 
 from __future__ import annotations
@@ -32,6 +47,7 @@ import argparse
 from dataclasses import dataclass, field
 from typing import Any
 
+from datasets.synthetic_cameras import HELD_OUT_CAMERAS
 from restoration.lowlight.model import OUTPUT_KEYS
 from restoration.settings import ImageSettings
 from tasks.settings import (Recipes, SettingsError, at_least, doc, flag_group, in_range, one_of, positive,
@@ -58,6 +74,15 @@ class LowLightSettings(ImageSettings):
     nrm_lr: float = field(default=0.001, metadata=doc("train with sgd: NRM learning rate"))
     supervised: Any = field(default=False, metadata=doc("auto, true or false: add L1 to the reference"))
     unsupervised_weight: float = field(default=1.0, metadata=doc("weight of RUAS's losses beside the L1"))
+    # fast adaptation (recipe adapt, ``adapt.py``)
+    adapt: bool = field(default=False, metadata=doc("search: meta-learn the initialisation of the reference genotype "
+                                                    "over scenes; train: adapt from it to one scene (recipe adapt)"))
+    shots: int = field(default=4, metadata=doc("adapt search: support crops per episode (train: --batch-size)"))
+    queries: int = field(default=4, metadata=doc("adapt search: query crops per episode"))
+    episodes: int = field(default=64, metadata=doc("adapt search: episodes per epoch"))
+    scene_images: int = field(default=32, metadata=doc("adapt, embedded data: images per synthetic camera"))
+    held_out_camera: str = field(default=HELD_OUT_CAMERAS[0].name,
+                                 metadata=doc("adapt, embedded data: the held-out camera adapted to and scored"))
 
     def check(self) -> None:
         super().check()
@@ -71,6 +96,11 @@ class LowLightSettings(ImageSettings):
         one_of(self, "lower_optimizer", ("sgd", "adam"))
         one_of(self, "lower_problems", ("shared", "separate"))
         one_of(self, "train_optimizer", ("adam", "sgd"))
+        for key in ("shots", "queries", "episodes", "scene_images"):
+            at_least(self, key, 1)
+        one_of(self, "held_out_camera", tuple(c.name for c in HELD_OUT_CAMERAS))
+        if not isinstance(self.adapt, bool):
+            raise SettingsError(f"setting adapt must be true or false, got {self.adapt!r}")
         if self.supervised not in ("auto", True, False):
             raise SettingsError(f"setting supervised must be 'auto', true or false, got {self.supervised!r}")
 
@@ -90,17 +120,27 @@ RECIPES: Recipes = {
                   "iem_lr": 0.015, "nrm_lr": 0.001, "momentum": 0.9, "weight_decay": 3e-4, "lr_schedule": "constant",
                   "nrm_every": 50, "grad_clip": 5.0, "supervised": False, "unsupervised_weight": 1.0},
     },
+    "adapt": {
+        "search": {"adapt": True, "method": "fomaml", "method_options": {"steps": 5, "lr": 0.01}, "lr": 0.01,
+                   "lower_optimizer": "sgd", "momentum": 0.0, "weight_decay": 0.0, "arch_lr": 1e-3,
+                   "arch_weight_decay": 0.0, "grad_clip": None, "lr_schedule": "constant", "epochs": 10,
+                   "batch_size": 4, "episodes": 64, "crop": 48, "supervised": "auto", "unsupervised_weight": 0.1},
+        "train": {"adapt": True, "lr": 0.01, "train_optimizer": "sgd", "momentum": 0.0, "weight_decay": 0.0,
+                  "lr_schedule": "constant", "grad_clip": None, "val_fraction": 0.0, "epochs": 20, "batch_size": 4,
+                  "crop": 48, "supervised": "auto", "unsupervised_weight": 0.1},
+    },
 }
 
 
 def add_task_arguments(parser: argparse.ArgumentParser, stage: str) -> None:
     """Flags of the low-light task (dest = settings key, default None = the recipe's value)."""
     add = flag_group(parser, "lowlight", stage, "default (fast, supervised retraining when references exist), ruas "
-                     "(RUAS as published)")
+                     "(RUAS as published), adapt (meta-learned initialisation, adapted to a new scene in a few steps)")
     add("--crop", type=positive_int, default=None, metavar="PX",
         help="random square training crop in pixels (default: 48; ruas 320)")
     add("--lr", type=positive_float, default=None,
-        help="learning rate of the network weights (default: search 0.005 SGD, train 1e-3 Adam)")
+        help="learning rate of the network weights (default: search 0.005 SGD, train 1e-3 Adam; adapt: 0.01, the "
+             "inner steps' and the adaptation's plain SGD step size)")
     add("--supervised", action=argparse.BooleanOptionalAction, default=None,
         help="add an L1 loss to the reference image (default: search off, RUAS's unsupervised losses; "
              "train on when the data has references; ruas: off)")
@@ -114,10 +154,20 @@ def add_task_arguments(parser: argparse.ArgumentParser, stage: str) -> None:
              "ruas 50)")
     add("--val-fraction", type=float, default=None, metavar="P",
         help="share of a training folder held out (seeded) for validation when no val/ folder exists (default 0.1)")
+    add("--held-out-camera", choices=tuple(c.name for c in HELD_OUT_CAMERAS), default=None,
+        help=f"adapt, embedded data: the held-out camera adapted to and scored (default {HELD_OUT_CAMERAS[0].name})")
     if stage == "search":
-        add("--arch-lr", type=positive_float, default=None, help="Adam learning rate of the alphas (default 3e-3)")
+        add("--shots", type=positive_int, default=None, metavar="S",
+            help="adapt: support crops per episode, adapted on by the inner steps (default 4; train.py adapts on "
+                 "--batch-size crops a step)")
+        add("--queries", type=positive_int, default=None, metavar="Q",
+            help="adapt: query crops per episode, which score the adapted weights (default 4)")
+        add("--episodes", type=positive_int, default=None, metavar="E", help="adapt: episodes per epoch (default 64)")
+        add("--arch-lr", type=positive_float, default=None,
+            help="Adam learning rate of the alphas (default 3e-3; adapt: of the initialisation, 1e-3)")
         add("--lower-optimizer", choices=("sgd", "adam"), default=None,
-            help="optimizer of the supernet weights (default sgd)")
+            help="optimizer of the supernet weights (default sgd; adapt: the inner steps' rule, sgd without "
+                 "momentum)")
         add("--lower-problems", choices=("shared", "separate"), default=None,
             help="shared: all weights on IEM + NRM losses for both groups (default); separate: IEM weights on "
                  "the IEM loss, NRM weights on the NRM loss every --nrm-every steps (ruas)")

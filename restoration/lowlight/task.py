@@ -16,7 +16,11 @@ reference + ``unsupervised_weight`` x RUAS losses when the data has references),
 weights on the NRM loss every ``nrm_every`` steps. The model is selected on validation PSNR
 (a validation split, never the test files). Evaluation: PSNR and SSIM on RGB in [0, 1] at full
 resolution (LOL convention), of the network or of a folder of outputs made elsewhere
-(``score_predictions``). Settings and the two recipes: ``settings.py``.
+(``score_predictions``). Settings and the recipes: ``settings.py``.
+
+Recipe ``adapt`` (``adapt: true``): the search meta-learns an initialisation of the reference genotype's
+network over scenes (episodes of support and query crops, ``adapt.py``, ``adapt_data.py``) and writes
+it as model.pt; ``train.py --from`` adapts it to one scene in a few steps (no validation split).
 """
 
 from __future__ import annotations
@@ -35,8 +39,9 @@ import bilevel
 from bilevel import Group, LowerLevel
 from datasets import DataError, write_image
 from datasets.transforms import unpad
+from restoration.lowlight import adapt, adapt_data
 from restoration.lowlight import data as lldata
-from restoration.lowlight.genotype import CELL_NAMES, SPACE, derive_ruas, genotype_to_ops
+from restoration.lowlight.genotype import CELL_NAMES, SPACE, derive_ruas, genotype_to_ops, reference_genotype
 from restoration.lowlight.losses import ruas_losses
 from restoration.lowlight.model import RUASNet, RUASSearch
 from restoration.lowlight.ops import RUAS_PRIMITIVES
@@ -48,6 +53,7 @@ from restoration.grid import labelled_grid
 from restoration.panels import PANELS, item_panel
 from restoration.predictions import PredictionFolder
 from tasks import Scoring, SearchData, SearchResult, SearchSetup, Task, TestData, TrainData, TrainGroup, TrainSetup
+from tasks.meta import episode_tasks
 from tasks.released import ReleasedWeights
 from tasks.training import ARCH_BETAS, make_optimizer, make_schedule
 
@@ -108,7 +114,9 @@ class LowLightTask(Task):
     data_help = ("low-light pairs: LOL (DIR/our485/{low,high}, DIR/eval15/{low,high}), DIR/{low,high}, "
                  "DIR/{input,expert} or split folders DIR/{train,val,test}/...; validation is DIR/val or a "
                  "seeded slice of the training split, never the test files; a folder of images without "
-                 "references works unsupervised; default: embedded synthetic pairs")
+                 "references works unsupervised; default: embedded synthetic pairs. --recipe adapt: search reads "
+                 "ROOT/<scene>/ sub-folders (one scene or camera each, at least 2; default: 6 embedded synthetic "
+                 "cameras), train adapts to the one folder given (default: the embedded held-out camera)")
     pairs_help = "--pairs LOW_DIR REFERENCE_DIR: low-light images and their references"
     can_score_predictions = True
     reads_released = True
@@ -118,12 +126,26 @@ class LowLightTask(Task):
 
     # -- search ----------------------------------------------------------------------------
     def search_data(self, s: LowLightSettings) -> SearchData:
+        if s.adapt:
+            adapt.check_adapt_search(s)  # before the data is read
+            data = adapt_data.search_data(s)
+            first = data.lower.scenes[0]  # type: ignore[attr-defined]
+            _require_pairs_if_supervised(first, s)
+            note = f"inner steps: {adapt.inner_rule(s)}; objective: {_objective(s, lldata.is_paired(first))}"
+            return dataclasses.replace(data, note=f"{data.note}\n{note}")
         data = lldata.search_data(s)
         _require_pairs_if_supervised(data.lower, s)
         objective_note = _objective(s, lldata.is_paired(data.lower))
         return dataclasses.replace(data, note=f"{data.note}\nobjective: {objective_note}")
 
+    def reference_network(self, s: LowLightSettings) -> RUASNet:
+        """The network of the reference genotype (recipe adapt), its weights drawn from the global RNG."""
+        return self.build_network(SearchResult(genotype=reference_genotype()), s)  # type: ignore[return-value]
+
     def build_search(self, s: LowLightSettings, device: torch.device) -> SearchSetup:
+        if s.adapt:  # meta-learning the initialisation of a fixed network
+            return adapt.build_meta_search(self.reference_network(s), s, device,
+                                           lambda outputs, batch: objective(outputs, batch, s, "both"))
         supernet = RUASSearch(s.iem_stages, s.nrm_cells, s.nrm_channels, self.primitives).to(device)
         alphas = {part: supernet.arch_parameters(part) for part in CELL_NAMES}
 
@@ -160,17 +182,36 @@ class LowLightTask(Task):
                       for sched in make_schedule(s.lr_schedule, level.optimizer, s.epochs, s.lr_min)]
         return SearchSetup(supernet, groups, schedulers)
 
+    def search_batches(self, lower: Any, upper: Any, s: LowLightSettings) -> tuple[Any, Any]:
+        """Recipe adapt: a batch of episodes as ``bilevel.Tasks`` of support sets and of query sets."""
+        if s.adapt:
+            return episode_tasks(lower, "support"), episode_tasks(upper, "query")
+        return lower, upper
+
+    def search_model(self, setup: SearchSetup, s: LowLightSettings) -> nn.Module | None:
+        """Recipe adapt: the network holding the learned initialisation (CPU); None otherwise."""
+        if not s.adapt:
+            return None
+        with torch.random.fork_rng(devices=[]):  # the fresh copy's random weights are overwritten
+            return adapt.learned_network(setup, self.reference_network(s))
+
     def search_result(self, setup: SearchSetup, s: LowLightSettings) -> SearchResult:
+        if s.adapt:  # no cells searched: the reference genotype the initialisation is learned for
+            return SearchResult(genotype=reference_genotype())
         net = setup.supernet
         return SearchResult(genotype=derive_ruas({"iem": net.alphas_iem, "nrm": net.alphas_nrm}, self.primitives))
 
     # -- train -----------------------------------------------------------------------------
     def train_data(self, s: LowLightSettings) -> TrainData:
-        data = lldata.train_data(s)
+        data = adapt_data.train_data(s) if s.adapt else lldata.train_data(s)
         _require_pairs_if_supervised(data.train, s)
         return data
 
     def training_note(self, s: LowLightSettings, data: TrainData, network: nn.Module, result: SearchResult) -> str:
+        if s.adapt:
+            rule = "plain SGD" if s.train_optimizer == "sgd" and s.momentum == 0 else s.train_optimizer
+            return (f"adapting: all weights, {rule} at {s.lr} (no schedule), one batch of {s.batch_size} random "
+                    f"{s.crop} px crops per step, on {_objective(s, lldata.is_paired(data.train))}")
         if s.train_optimizer == "sgd":
             what = (f"IEM weights on the IEM loss every step, NRM weights on the NRM loss every {s.nrm_every} steps "
                     "(SGD)")
@@ -197,6 +238,8 @@ class LowLightTask(Task):
         return ruas_released(state, source)
 
     def build_training(self, network: nn.Module, s: LowLightSettings, steps_per_epoch: int) -> TrainSetup:
+        if s.adapt:
+            return adapt.adapt_training(network, s)
         if s.train_optimizer == "adam":
             groups = [TrainGroup("all", make_optimizer("adam", network.parameters(), s.lr, s.weight_decay),
                                  loss="loss", grad_clip=s.grad_clip)]
@@ -210,15 +253,18 @@ class LowLightTask(Task):
         return TrainSetup(groups, schedulers)
 
     def train_losses(self, network: nn.Module, batch: dict[str, Any], s: LowLightSettings) -> dict[str, Tensor]:
-        """``loss`` (IEM + NRM terms, the Adam group's), ``iem`` and ``nrm`` (the SGD groups')."""
+        """``loss`` (IEM + NRM terms: the Adam group's, recipe adapt's group's), ``iem`` and ``nrm`` (the SGD
+        groups')."""
         outputs = network(batch["input"])
-        if s.train_optimizer == "adam":
+        if s.train_optimizer == "adam" or s.adapt:
             return {"loss": objective(outputs, batch, s, "both")}
         return {"iem": objective(outputs, batch, s, "iem"), "nrm": objective(outputs, batch, s, "nrm")}
 
     # -- evaluate --------------------------------------------------------------------------
     def test_data(self, data: str | list[str] | None, s: LowLightSettings) -> TestData:
-        return lldata.test_data(data, s)
+        """The folder ``data`` (its test split), or the embedded test split; recipe adapt without a folder: the
+        embedded held-out scene's evaluation images."""
+        return adapt_data.test_data(data, s) if s.adapt else lldata.test_data(data, s)
 
     @torch.no_grad()
     def enhance(self, network: nn.Module, batch: dict[str, Any], output: str = "out") -> list[dict[str, Any]]:
