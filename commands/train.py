@@ -44,8 +44,8 @@ def build_parser(argv: Sequence[str] | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="train.py", description=DESCRIPTION)
     add_common(parser, "train", task_from_argv(argv))
     parser.add_argument("--from", dest="from_run", default=None, metavar="RUN_DIR",
-                        help="a search run folder: its genotype.json and/or hparams.json are used, and the network "
-                             "starts from its model.pt where the search wrote one (a meta-learned initialisation, "
+                        help="a search run folder: its genotype.json and/or hparams.json are used, its recipe unless "
+                             "--recipe is given, and the network starts from its model.pt where the search wrote one (a meta-learned initialisation, "
                              "e.g. lowlight --recipe adapt: fast adaptation to --data NEW with --max-steps K) "
                              "(default: none; --genotype / --hparams / --init given win over its files)")
     parser.add_argument("--genotype", default=None,
@@ -111,6 +111,15 @@ def search_init(task: Task, args: argparse.Namespace) -> InitWeights | None:
     init = read_init(path, task)
     init.description = f"the initialisation search run {args.from_run} learned (step {obj.get('step', '?')})"
     return init
+
+
+def _search_recipe(folder: Path) -> str | None:
+    """The recipe a search run folder's config.json records (None: none, or not a search run)."""
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return config.get("recipe") if isinstance(config, dict) and config.get("stage") == "search" else None
 
 
 def _stage(folder: Path) -> str | None:
@@ -308,7 +317,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _settings(args: argparse.Namespace, init: InitWeights | None) -> Settings:
-    """The resolved settings, with the sizes the ``--init`` weights need where no flag sets them."""
+    """The resolved settings, with the sizes the ``--init`` weights need where no flag sets them; without
+    ``--recipe`` (or ``--config``), a ``--from`` search run's recipe."""
+    if args.recipe is None and args.config is None and args.from_run is not None and not args.resume:
+        recipe = _search_recipe(Path(args.from_run))
+        if recipe is not None and recipe != "default" and recipe in get_task(args.task).recipes:
+            args.recipe = recipe
+            print(f"recipe {recipe}: that of search run {args.from_run} (pass --recipe to choose another)")
     s = resolve(args, "train")
     if init is None or not init.settings:
         return s
