@@ -180,6 +180,31 @@ _OPTIONS = {"rad": {"steps": 10, "lr": 0.1}, "cg": {"iters": 20, "tol": 1e-10, "
 MULTILEVEL_METHODS = tuple(_OPTIONS)
 
 
+def resolve_options(method: str, options: Mapping[str, Any], n: int) -> tuple[str, dict[str, Any], list, list]:
+    """What ``method`` computes over ``n`` levels with ``options``: ``(kind, options, steps, lr)``, ``kind``
+    ``"rad"`` or ``"cg"`` (the approximations are ``rad`` with one step, or none), the options with their
+    defaults, and ``steps`` / ``lr`` per level (entry 0, the top's, unused). ``ValueError`` for an unknown
+    method or option or a bad value: called before any computation, by ``multilevel_hypergradient`` and
+    by ``MultilevelLoop`` at construction."""
+    if method not in _OPTIONS:
+        raise ValueError(f"unknown multilevel method {method!r}; choose one of: {', '.join(sorted(_OPTIONS))}")
+    unknown = sorted(set(options) - set(_OPTIONS[method]))
+    if unknown:
+        raise ValueError(f"method {method!r} has no option {', '.join(map(repr, unknown))}; "
+                         f"its options are: {', '.join(sorted(_OPTIONS[method])) or '(none)'}")
+    kind, opts = method, {**_OPTIONS[method], **options}
+    if method in ("one_step", "first_order"):  # unrolling by one step, or by none
+        kind, opts = "rad", {"steps": 1 if method == "one_step" else 0, "lr": opts.get("lr", 0.1)}
+    steps = _per_level("steps", opts["steps"], n, True, kind == "cg" or method == "first_order")
+    lr = _per_level("lr", opts["lr"], n, False, False)
+    if kind == "cg":
+        if isinstance(opts["iters"], bool) or not isinstance(opts["iters"], int) or opts["iters"] <= 0:
+            raise ValueError(f"option iters must be an integer > 0, got {opts['iters']!r}")
+        if isinstance(opts["tol"], bool) or not isinstance(opts["tol"], (int, float)) or opts["tol"] < 0:
+            raise ValueError(f"option tol must be a number >= 0, got {opts['tol']!r}")
+    return kind, opts, steps, lr
+
+
 def multilevel_hypergradient(levels: Sequence[Level], method: str, batches: Sequence[Any] | None = None,
                              **options: Any) -> Hypergradient:
     """Total derivative of the top loss w.r.t. the top variables, through every level below.
@@ -211,33 +236,17 @@ def multilevel_hypergradient(levels: Sequence[Level], method: str, batches: Sequ
         if clash:
             raise ValueError(f"variable names used by more than one level: {sorted(clash)}; rename them")
         seen |= set(level.variables)
-    if method not in _OPTIONS:
-        raise ValueError(f"unknown multilevel method {method!r}; choose one of: {', '.join(sorted(_OPTIONS))}")
-    unknown = sorted(set(options) - set(_OPTIONS[method]))
-    if unknown:
-        raise ValueError(f"method {method!r} has no option {', '.join(map(repr, unknown))}; "
-                         f"its options are: {', '.join(sorted(_OPTIONS[method]))}")
-    opts = {**_OPTIONS[method], **options}
-    name = method
-    if method in ("one_step", "first_order"):  # unrolling by one step, or by none
-        method, opts = "rad", {"steps": 1 if method == "one_step" else 0, "lr": opts.get("lr", 0.1)}
     n = len(levels)
+    kind, opts, steps, lr = resolve_options(method, options, n)
     batches = [None] * n if batches is None else list(batches)
     if len(batches) != n:
         raise ValueError(f"batches needs one entry per level ({n}), got {len(batches)}")
-    chain = _Chain(levels, batches, _per_level("steps", opts["steps"], n, True, method == "cg" or name == "first_order"),
-                   _per_level("lr", opts["lr"], n, False, False))
-
-    if method == "cg":
-        if isinstance(opts["iters"], bool) or not isinstance(opts["iters"], int) or opts["iters"] <= 0:
-            raise ValueError(f"option iters must be an integer > 0, got {opts['iters']!r}")
-        if isinstance(opts["tol"], bool) or not isinstance(opts["tol"], (int, float)) or opts["tol"] < 0:
-            raise ValueError(f"option tol must be a number >= 0, got {opts['tol']!r}")
+    chain = _Chain(levels, batches, steps, lr)
 
     start = time.perf_counter()
     x = chain.start(0)
     diagnostics: dict[str, Any]
-    if method == "rad":
+    if kind == "rad":
         top = chain.loss(0, {**x, **chain.respond(1, x, True)})
         grads = grad(top, x)
         diagnostics = {"steps": chain.steps[1:], "lr": chain.lr[1:]}
@@ -249,6 +258,6 @@ def multilevel_hypergradient(levels: Sequence[Level], method: str, batches: Sequ
         grads = {name: total[name] for name in x}
         diagnostics = {"steps": chain.steps[1:], "cg_iters": ift.cg_iters, "residual": ift.residual}
     grads = {k: g.detach() for k, g in grads.items()}
-    return Hypergradient(grads, {"method": name, "levels": n, "time_s": time.perf_counter() - start,
+    return Hypergradient(grads, {"method": method, "levels": n, "time_s": time.perf_counter() - start,
                                  "top_loss": float(top.detach()), **diagnostics,
                                  "grad_norm": float(norm(grads))})

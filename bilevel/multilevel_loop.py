@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 
 from .loop import NonFiniteError
-from .multilevel import MULTILEVEL_METHODS, Level, multilevel_hypergradient
+from .multilevel import MULTILEVEL_METHODS, Level, multilevel_hypergradient, resolve_options
 from .tensors import TensorDict, detached, grad
 
 Hook = Callable[["MultilevelLoop", dict[str, Any]], None]
@@ -77,14 +77,9 @@ class MultilevelLoop:
         self.method, self.options = method, options
         self.hooks = list(hooks)
         self.step_count = 0
-        # the options are checked once, at construction, on the whole chain
-        multilevel_check = [lv.level for lv in self.levels]
-        _check_options(multilevel_check, method, options)
+        resolve_options(method, options, len(self.levels))  # a bad option fails here, before the first step
 
-    def _values(self) -> TensorDict:
-        return {k: v for lv in self.levels for k, v in lv.level.variables.items()}
-
-    def _chain(self, i: int, batches: list[Any]) -> list[Level]:
+    def _chain(self, i: int) -> list[Level]:
         """Levels ``i..n-1`` with the variables of the levels above ``i`` held at their values."""
         above = detached({k: v for lv in self.levels[:i] for k, v in lv.level.variables.items()})
 
@@ -102,14 +97,14 @@ class MultilevelLoop:
             if s % lv.every:
                 continue
             variables = lv.level.variables
-            if i == len(self.levels) - 1:  # the bottom: its loss's own gradient, the levels above fixed
+            chain = self._chain(i)
+            if len(chain) == 1:  # the bottom: its loss's own gradient, the levels above fixed
                 leaves = detached(variables, requires_grad=True)
-                above = detached({k: v for other in self.levels[:i] for k, v in other.level.variables.items()})
-                loss = lv.level.loss({**above, **leaves}, batches[i])
+                loss = chain[0].loss(leaves, batches[i])
                 grads = grad(loss, leaves)
                 value = float(loss.detach())
             else:
-                hg = multilevel_hypergradient(self._chain(i, batches[i:]), self.method, batches[i:], **self.options)
+                hg = multilevel_hypergradient(chain, self.method, batches[i:], **self.options)
                 grads, value = dict(hg), float(hg.diagnostics["top_loss"])
                 stats[f"hypergrad_time_s/{lv.name}"] = hg.diagnostics["time_s"]
             if not math.isfinite(value):
@@ -137,16 +132,3 @@ class MultilevelLoop:
         for lv in self.levels:
             lv.optimizer.load_state_dict(state["optimizers"][lv.name])
 
-
-def _check_options(levels: list[Level], method: str, options: dict[str, Any]) -> None:
-    """``multilevel_hypergradient``'s checks of ``method`` and ``options``, without computing anything
-    (an unknown option or a bad value raises here, before the first step)."""
-    from .multilevel import _OPTIONS, _per_level
-
-    unknown = sorted(set(options) - set(_OPTIONS[method]))
-    if unknown:
-        raise ValueError(f"method {method!r} has no option {', '.join(map(repr, unknown))}; "
-                         f"its options are: {', '.join(sorted(_OPTIONS[method])) or '(none)'}")
-    for key in ("steps", "lr"):
-        if key in options:
-            _per_level(key, options[key], len(levels), key == "steps", key == "steps" and method == "cg")
