@@ -26,7 +26,7 @@ from .distributed import World
 from .errors import UserError
 from .evaluation import evaluate
 from .loop import begin, drive, launch, stopped_message
-from .models import InitWeights, load_init, read_init, read_weights
+from .models import InitWeights, load_init, read_init
 from .runs import MetricsCSV, save_torch
 from .state import Averages, rng_state, set_rng_state
 
@@ -105,29 +105,21 @@ def search_init(task: Task, args: argparse.Namespace) -> InitWeights | None:
         return None
     folder = Path(args.from_run)
     path = folder / "model.pt"
-    if not path.is_file() or _stage(folder) != "search":
+    if not path.is_file() or not _search_config(folder):
         return None  # no model.pt, or a train run's: --from refuses such a folder with its own message
-    obj = read_weights(path, "--from model.pt")
     init = read_init(path, task)
-    init.description = f"the initialisation search run {args.from_run} learned (step {obj.get('step', '?')})"
+    init.description = f"the initialisation search run {args.from_run} learned ({init.description})"
     return init
 
 
-def _search_recipe(folder: Path) -> str | None:
-    """The recipe a search run folder's config.json records (None: none, or not a search run)."""
+def _search_config(folder: Path) -> dict[str, Any]:
+    """The settings a search run folder's config.json records (empty: no readable config.json, or not
+    a search run's)."""
     try:
         config = json.loads((folder / "config.json").read_text())
     except (OSError, ValueError):
-        return None
-    return config.get("recipe") if isinstance(config, dict) and config.get("stage") == "search" else None
-
-
-def _stage(folder: Path) -> str | None:
-    """The ``stage`` its config.json records for a run folder (None: no readable config.json)."""
-    try:
-        return json.loads((folder / "config.json").read_text()).get("stage")
-    except (OSError, ValueError, AttributeError):
-        return None
+        return {}
+    return config if isinstance(config, dict) and config.get("stage") == "search" else {}
 
 
 def _not_a_search_folder(folder: Path) -> str:
@@ -320,7 +312,7 @@ def _settings(args: argparse.Namespace, init: InitWeights | None) -> Settings:
     """The resolved settings, with the sizes the ``--init`` weights need where no flag sets them; without
     ``--recipe`` (or ``--config``), a ``--from`` search run's recipe."""
     if args.recipe is None and args.config is None and args.from_run is not None and not args.resume:
-        recipe = _search_recipe(Path(args.from_run))
+        recipe = _search_config(Path(args.from_run)).get("recipe")
         if recipe is not None and recipe != "default" and recipe in get_task(args.task).recipes:
             args.recipe = recipe
             print(f"recipe {recipe}: that of search run {args.from_run} (pass --recipe to choose another)")
