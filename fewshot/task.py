@@ -28,12 +28,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import bilevel
-from bilevel import Group, LowerLevel, Tasks
+from bilevel import Tasks
 from fewshot import data as fdata
 from fewshot.episodes import EpisodeSet, LabelledImages
 from fewshot.model import FewShotNet, accuracy, adapt
 from fewshot.settings import RECIPES, FewShotSettings, add_task_arguments
-from tasks.meta import MetaInit, episode_tasks
+from tasks.meta import MetaInit, episode_tasks, meta_group
 from tasks.base import Scoring, SearchData, SearchSetup, Task, TestData, TrainData, TrainGroup, TrainSetup
 from tasks.results import SearchResult
 from tasks.settings import SettingsError
@@ -135,12 +135,8 @@ class FewShotTask(Task):
         s = s.replace(shape)
         net = self._network(s, s.ways)
         search = MetaInit(net, s.inner_lr if s.method == "metasgd" else None).to(device)
-        loss = _cross_entropy(net)
-        weights = search.weights()
-        problem = bilevel.BilevelProblem(weights, search.upper(), loss, loss, buffers={})
-        inner = make_optimizer("sgd", list(weights.values()), s.inner_lr, 0.0, 0.0)
-        meta = make_optimizer("adam", list(search.upper().values()), s.arch_lr, s.arch_weight_decay)
-        group = Group("init", problem, meta, LowerLevel("weights", inner), grad_clip=s.grad_clip)
+        group = meta_group(search, _cross_entropy(net), "sgd", s.inner_lr, 0.0, s.arch_lr, s.arch_weight_decay,
+                           s.grad_clip)
         return SearchSetup(search, [group], settings={**shape, "classes": s.ways})
 
     def search_batches(self, lower: Any, upper: Any, s: FewShotSettings) -> tuple[Tasks, Tasks]:

@@ -17,9 +17,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from bilevel import Tasks
+from bilevel import BilevelProblem, Group, LowerLevel, Tasks
+from bilevel.problem import Loss
+from tasks.training import make_optimizer
 
-__all__ = ["MetaInit", "episode_tasks"]
+__all__ = ["MetaInit", "episode_tasks", "meta_group"]
 
 
 class MetaInit(nn.Module):
@@ -55,6 +57,21 @@ class MetaInit(nn.Module):
         if self.rates is None:
             return None
         return {k: p.detach().cpu() for k, p in zip(self.names, self.rates)}
+
+
+def meta_group(search: MetaInit, loss: Loss, inner: str, inner_lr: float, momentum: float, meta_lr: float,
+               meta_weight_decay: float, grad_clip: float | None) -> Group:
+    """The one group ``"init"`` of a meta-learning search over ``search``: the network's weights the lower
+    variables, whose optimizer (``inner``: ``"sgd"``, ``"adam"`` or ``"adamw"`` at ``inner_lr``, with
+    ``momentum`` for SGD, no weight decay) is the rule of the method's inner steps; the initialisation
+    (and Meta-SGD's step sizes) the upper ones, Adam at ``meta_lr`` with ``meta_weight_decay``, the
+    meta-gradient clipped to ``grad_clip``; ``loss(lower, upper, batch)`` both levels' loss (support and
+    query sets)."""
+    weights, upper = search.weights(), search.upper()
+    problem = BilevelProblem(weights, upper, loss, loss, buffers={})
+    lower = make_optimizer(inner, list(weights.values()), inner_lr, 0.0, momentum)
+    meta = make_optimizer("adam", list(upper.values()), meta_lr, meta_weight_decay)
+    return Group("init", problem, meta, LowerLevel("weights", lower), grad_clip=grad_clip)
 
 
 def episode_tasks(batch: dict[str, Any], part: str) -> Tasks:

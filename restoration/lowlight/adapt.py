@@ -28,10 +28,9 @@ import torch
 from torch import Tensor, nn
 
 import bilevel
-from bilevel import Group, LowerLevel
 from restoration.lowlight.settings import LowLightSettings
 from tasks.base import SearchSetup, TrainGroup, TrainSetup
-from tasks.meta import MetaInit
+from tasks.meta import MetaInit, meta_group
 from tasks.settings import SettingsError
 from tasks.training import make_optimizer
 
@@ -89,11 +88,8 @@ def build_meta_search(net: nn.Module, s: LowLightSettings, device: torch.device,
     def loss(lower: dict[str, Tensor], upper: dict[str, Tensor], batch: dict[str, Any]) -> Tensor:
         return objective(bilevel.call(net, lower, batch["input"]), batch)
 
-    weights = search.weights()
-    problem = bilevel.BilevelProblem(weights, search.upper(), loss, loss, buffers={})
-    inner = make_optimizer(s.lower_optimizer, list(weights.values()), s.lr, 0.0, s.momentum)
-    meta = make_optimizer("adam", list(search.upper().values()), s.arch_lr, s.arch_weight_decay)
-    group = Group("init", problem, meta, LowerLevel("weights", inner), grad_clip=s.grad_clip)
+    group = meta_group(search, loss, s.lower_optimizer, s.lr, s.momentum, s.arch_lr, s.arch_weight_decay,
+                       s.grad_clip)
     return SearchSetup(search, [group])
 
 
