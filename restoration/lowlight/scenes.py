@@ -23,12 +23,9 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from datasets.errors import DataError
-from datasets.transforms import as_hw, item_generator
+from datasets.transforms import as_hw, item_generator, paired_random_crop, paired_random_flip
 
 __all__ = ["Materialised", "SceneCrops", "SceneEpisodes", "draw_crops"]
-
-#: Keys of an item that are images (cropped and flipped alike).
-IMAGE_KEYS = ("input", "target")
 
 
 class Materialised(Dataset):
@@ -45,22 +42,20 @@ class Materialised(Dataset):
 
 
 def _crop(item: dict[str, Any], crop: Optional[tuple[int, int]], flip: bool, g: torch.Generator) -> dict[str, Tensor]:
-    """The images of ``item`` at one random window of size ``crop`` (None: whole), flipped alike."""
-    images = {k: item[k] for k in IMAGE_KEYS if k in item}
-    H, W = images["input"].shape[-2:]
+    """The images of ``item`` at one random window of size ``crop`` (None: whole), flipped alike
+    (``paired_random_crop`` / ``paired_random_flip``; an item without a target is paired with itself)."""
+    x = item["input"]
+    y = item.get("target", x)
+    H, W = x.shape[-2:]
     if crop is not None:
         h, w = crop
         if h > H or w > W:
             raise DataError(f"image '{item.get('name', '?')}' ({H}x{W}) is smaller than the crop {h}x{w}; use a "
                             "smaller --crop")
-        top = int(torch.randint(H - h + 1, (1,), generator=g))
-        left = int(torch.randint(W - w + 1, (1,), generator=g))
-        images = {k: v[..., top:top + h, left:left + w] for k, v in images.items()}
+        x, y = paired_random_crop(x, y, crop, g)
     if flip:
-        dims = [d for d in (-1, -2) if torch.rand((), generator=g).item() < 0.5]
-        if dims:
-            images = {k: v.flip(dims) for k, v in images.items()}
-    return {k: v.contiguous() for k, v in images.items()}
+        x, y = paired_random_flip(x, y, g)
+    return {"input": x.contiguous(), **({"target": y.contiguous()} if "target" in item else {})}
 
 
 def draw_crops(base: Dataset, indices: Sequence[int], positions: Sequence[int], order: Sequence[int],
