@@ -50,7 +50,7 @@ import torch
 from torch import Tensor
 
 from datasets.errors import DataError, no_folder
-from datasets.io import checking, decode_image
+from datasets.io import checking, decode_image, to_unit_range
 from datasets.pairs import image_files
 
 __all__ = ["FEWSHOT_LAYOUTS", "SPLITS", "ClassImages", "image_format", "load_classes", "omniglot_flat_split",
@@ -136,13 +136,10 @@ def _check_counts(folders: Sequence[str], counts: Sequence[int], min_images: int
 
 
 def _to_uint8(arr: np.ndarray, path: Path) -> np.ndarray:
+    """8-bit samples of a decoded image (``datasets.io.to_unit_range`` for the other sample types)."""
     if arr.dtype == np.uint8:
         return arr
-    if arr.dtype == np.uint16:
-        return np.round(arr.astype(np.float32) / 257.0).astype(np.uint8)
-    if arr.dtype in (np.float32, np.float64):
-        return np.round(np.clip(arr, 0, 1) * 255.0).astype(np.uint8)
-    raise DataError(f"image '{path}' has unsupported sample type {arr.dtype}; convert it to 8- or 16-bit")
+    return np.round(to_unit_range(arr, path) * 255.0).astype(np.uint8)
 
 
 def read_class_image(path: str | os.PathLike, kind: str, size: int) -> Tensor:
